@@ -1,0 +1,154 @@
+"""``rnnbench`` command line: a thin layer over the Python API.
+
+Exit codes: 0 success, 1 a check failed, 2 bad input (one line on stderr, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rnnbench.errors import RnnbenchError
+
+#: Columns of ``rnnbench results`` (the full record is in ``--format jsonl``).
+SUMMARY_COLUMNS = [
+    "run_id", "task", "arch", "seq_len", "clip", "seed", "status", "steps", "final_loss",
+    "baseline_loss", "normalized_loss", "accuracy", "solved", "grad_factor_init", "grad_factor",
+    "grad_span", "memory_capacity", "probe_span", "max_grad_norm", "clipped_fraction",
+    "diverged_step", "wall_s",
+]
+RECORD_COLUMNS = SUMMARY_COLUMNS + ["sweep", "grad_span_init", "error", "created_at"]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rnnbench.config import load_sweep
+    from rnnbench.execution import run_sweep
+
+    sweep = load_sweep(args.sweep)  # validated before the store is touched
+    progress = None if args.no_progress else sys.stderr
+    print(f"sweep {sweep.name!r}: {len(sweep.runs)} runs -> {args.store}", file=sys.stderr)
+    summary = run_sweep(sweep, args.store, workers=args.workers, threads=args.threads,
+                        device=args.device, progress=progress)
+    print(summary.line())
+    if args.report:
+        from rnnbench.report import build_report
+
+        out = build_report([args.store], args.report)
+        print(f"report: {out}")
+    return 0
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return value
+
+
+def _cmd_results(args: argparse.Namespace) -> int:
+    from rnnbench.store import Store
+
+    with Store(args.store, readonly=True) as store:
+        frame = store.dataframe()
+        records = store.runs() if args.format == "jsonl" else None
+    if args.format == "jsonl":
+        for record in records or []:
+            print(json.dumps({k: _jsonable(v) for k, v in record.items()}, default=_jsonable))
+        return 0
+    columns = [c for c in SUMMARY_COLUMNS if c in frame.columns]
+    frame = frame[columns]
+    if args.format == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        if frame.empty:
+            print("(no runs in the store)")
+            return 0
+        shown = frame.drop(columns=["run_id", "baseline_loss"]).copy()
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
+def _cmd_spans(args: argparse.Namespace) -> int:
+    from rnnbench.memory import task_spans
+    from rnnbench.store import load_results
+
+    print(task_spans(load_results(args.store)).to_string(index=False))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from rnnbench.models import ARCHITECTURES
+    from rnnbench.tasks import TASKS
+
+    print("tasks:", ", ".join(TASKS.names()))
+    for name in ARCHITECTURES.names():
+        print(f"arch {name}: {ARCHITECTURES.get(name).description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rnnbench import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rnnbench", description="Benchmark recurrent networks on long-range tasks."
+    )
+    parser.add_argument("--version", action="version", version=f"rnnbench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a sweep file into a store (resumable)")
+    run.add_argument("sweep", type=Path, help="sweep file (TOML), e.g. tasks/smoke.toml")
+    run.add_argument("--store", required=True, type=Path, help="SQLite results store")
+    run.add_argument("--workers", type=int, default=None,
+                     help="worker processes (default: one per core; 0 = in this process)")
+    run.add_argument("--threads", type=int, default=None,
+                     help="torch threads per worker (default: cores / workers)")
+    run.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
+    run.add_argument("--report", type=Path, default=None, help="build a report here afterwards")
+    run.set_defaults(handler=_cmd_run)
+
+    results = commands.add_parser("results", help="print the runs of a store")
+    results.add_argument("--store", required=True, type=Path)
+    results.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
+    results.set_defaults(handler=_cmd_results)
+
+    spans = commands.add_parser("spans", help="task span per (task, arch, clip)")
+    spans.add_argument("--store", required=True, type=Path)
+    spans.set_defaults(handler=_cmd_spans)
+
+    listing = commands.add_parser("list", help="registered tasks and architectures")
+    listing.set_defaults(handler=_cmd_list)
+    for extend in EXTENSIONS:
+        extend(commands)
+    return parser
+
+
+#: Functions that add sub-commands (reports, baselines) without this module knowing them.
+EXTENSIONS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except RnnbenchError as exc:
+        print(f"rnnbench: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `rnnbench results ... | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("\nrnnbench: interrupted; finished runs are saved, re-run to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Gradient norms through time: the exact ||dL/dh_t|| for every step t of the top layer.
+
+Backpropagation through time multiplies one Jacobian per step, so ||dL/dh_t|| shrinks (or grows)
+roughly geometrically as t moves away from the loss (Bengio et al. 1994; Pascanu et al. 2013).
+The profile and the two numbers derived from it, the per-step factor r and the gradient span,
+make that measurable.
+
+Exactness without giving up the fused kernels (cuDNN / MKL) for the built-in cores:
+
+* ``nn.RNN`` / ``nn.LSTM``: run the top layer on ``[u_t, p_t]`` where ``p`` is a zero *probe*
+  whose input weights are a detached copy of W_hh. The pre-activations then see
+  ``W_hh (h_{t-1} + p_t)``, so ``p.grad[t]`` is exactly the gradient reaching h_{t-1} through the
+  recurrence, and ``dL/dh_t = out.grad[t] + p.grad[t+1]``.
+* ``nn.GRU``: h_{t-1} also enters inside ``r_t * (W_hn h_{t-1} + b_hn)`` and through the
+  ``z_t * h_{t-1}`` shortcut, which an input probe cannot see. A second probe ``q`` feeds the
+  candidate pre-activation with identity weights, so ``q.grad[t]`` is that pre-activation's
+  gradient; with r_t and z_t recomputed from the (vectorised) outputs,
+  ``dL/dh_{t-1} = out.grad[t-1] + p.grad[t] + W_hn^T (r_t * q.grad[t]) + z_t * dL/dh_t``,
+  a cheap elementwise backward scan.
+* user cells: a zero perturbation added to h_t inside the unrolled loop; its gradient is dL/dh_t.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rnnbench.models import CellCore, RecurrentCore, RecurrentModel, TorchCore
+from rnnbench.tasks import Batch, Task
+
+HiddenLoss = Callable[[Tensor], Tensor]
+
+#: Relative threshold of the gradient span: how far back the norm stays above 1e-6 x its max.
+SPAN_THRESHOLD = 1e-6
+
+
+def gradient_norms_through_time(
+    model: RecurrentModel, task: Task, batch: Batch, *, full_loss: bool = False
+) -> Tensor:
+    """Exact ||dL/dh_t|| (Frobenius norm over batch and hidden units) for every step t.
+
+    ``L`` is the task's dependency loss (:meth:`Task.dependency_loss`: for the copy task the
+    recall steps' cross-entropy terms; for adding the whole loss) unless ``full_loss``.
+    Returns a float64 tensor of length ``task.total_len``; exact zeros mean the gradient fell
+    below the float floor (see :func:`summarize_profile`).
+    """
+    loss_fn = task.loss if full_loss else task.dependency_loss
+
+    def loss_of_hidden(hidden: Tensor) -> Tensor:
+        return loss_fn(model.head(hidden), batch)
+
+    grads = hidden_gradients(model.core, batch.x, loss_of_hidden)
+    return grads.double().square().sum(dim=(0, 2)).sqrt()
+
+
+@functools.singledispatch
+def hidden_gradients(core: RecurrentCore, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:
+    """dL/dh_t ``[B, T, H]`` of the top layer, exactly. Dispatches on the core's type."""
+    raise TypeError(f"no gradient profile for core type {type(core).__name__}")
+
+
+@hidden_gradients.register
+def _cell_core(core: CellCore, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:
+    batch, steps = x.shape[:2]
+    perturbation = torch.zeros(
+        steps, batch, core.hidden_size, device=x.device, dtype=x.dtype, requires_grad=True
+    )
+    with torch.enable_grad():
+        hidden = core(x, perturbation=perturbation)
+        (grad,) = torch.autograd.grad(loss_of_hidden(hidden), perturbation)
+    return grad.transpose(0, 1)
+
+
+# --- fused built-in cores ----------------------------------------------------------------------
+
+# torch.<mode>(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+# batch_first): the functional form behind nn.RNN/LSTM/GRU, so the probe runs the same kernel.
+_FUSED_FUNCTIONS: dict[str, Callable[..., tuple[Tensor, ...]]] = {
+    "rnn_tanh": torch.rnn_tanh,
+    "rnn_relu": torch.rnn_relu,
+    "lstm": torch.lstm,
+    "gru": torch.gru,
+}
+
+
+def _initial_state(core: TorchCore, batch: int, layers: int, like: Tensor) -> Tensor | tuple:
+    h0 = torch.zeros(layers, batch, core.hidden_size, device=like.device, dtype=like.dtype)
+    return (h0, h0.clone()) if core.mode == "lstm" else h0
+
+
+def _fused(core: TorchCore, inputs: Tensor, params: list[Tensor], layers: int) -> Tensor:
+    # train=True: cuDNN implements the RNN backward only for training-mode forward passes.
+    function = _FUSED_FUNCTIONS[core.mode]
+    hx = _initial_state(core, inputs.shape[0], layers, inputs)
+    return function(inputs, hx, params, True, layers, 0.0, True, False, True)[0]
+
+
+def _top_layer_input(core: TorchCore, x: Tensor) -> Tensor:
+    """The input sequence of the top layer (the lower layers' outputs; no gradient needed)."""
+    if core.num_layers == 1:
+        return x
+    lower = [p.detach() for k in range(core.num_layers - 1) for p in core.layer_params(k)]
+    with torch.no_grad():
+        return _fused(core, x, lower, core.num_layers - 1)
+
+
+@hidden_gradients.register
+def _torch_core(core: TorchCore, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:
+    inputs = _top_layer_input(core, x)
+    w_ih, w_hh, b_ih, b_hh = (p.detach() for p in core.layer_params(core.num_layers - 1))
+    hidden_size = core.hidden_size
+    batch, steps = inputs.shape[:2]
+    zeros = torch.zeros(batch, steps, hidden_size, device=x.device, dtype=x.dtype)
+    gru = core.mode == "gru"
+    probe = zeros.clone().requires_grad_(True)
+    candidate_probe = zeros.clone().requires_grad_(True) if gru else None
+    if gru:
+        # Columns [W_ih | W_hh for r,z (0 for n) | I for n only]; gate order is (r, z, n).
+        gates_r_z = w_hh.clone()
+        gates_r_z[2 * hidden_size :] = 0
+        identity_n = torch.zeros(3 * hidden_size, hidden_size, device=x.device, dtype=x.dtype)
+        identity_n[2 * hidden_size :] = torch.eye(hidden_size, device=x.device, dtype=x.dtype)
+        weight = torch.cat([w_ih, gates_r_z, identity_n], dim=1)
+        probes = torch.cat([inputs, probe, candidate_probe], dim=-1)  # type: ignore[list-item]
+    else:
+        weight = torch.cat([w_ih, w_hh], dim=1)
+        probes = torch.cat([inputs, probe], dim=-1)
+    with torch.enable_grad():
+        hidden = _fused(core, probes, [weight, w_hh, b_ih, b_hh], 1)
+        wrt = [hidden, probe] + ([candidate_probe] if candidate_probe is not None else [])
+        grads = torch.autograd.grad(loss_of_hidden(hidden), wrt, allow_unused=True)
+    direct = _zero_if_none(grads[0], zeros)
+    through_recurrence = _zero_if_none(grads[1], zeros)
+    # dL/dh_t = direct[t] + (gradient arriving from step t+1 through W_hh) = probe.grad[t+1]
+    shifted = torch.zeros_like(direct)
+    shifted[:, :-1] = through_recurrence[:, 1:]
+    if not gru:
+        return direct + shifted
+    hidden = hidden.detach()
+    candidate = _zero_if_none(grads[2], zeros)
+    return _gru_scan(hidden, inputs, w_ih, w_hh, b_ih, b_hh, direct + shifted, candidate)
+
+
+def _gru_scan(hidden: Tensor, inputs: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor,
+              b_hh: Tensor, partial: Tensor, candidate_grad: Tensor) -> Tensor:
+    """Adds the two GRU paths an input probe misses: ``W_hn^T (r_t * dn_t)`` and the
+    ``z_t * h_{t-1}`` shortcut (a backward scan). All tensors ``[B, T, ...]``."""
+    hidden_size = hidden.shape[-1]
+    previous = torch.cat([torch.zeros_like(hidden[:, :1]), hidden[:, :-1]], dim=1)
+    from_input = inputs @ w_ih.T + b_ih
+    from_hidden = previous @ w_hh.T + b_hh
+    reset = torch.sigmoid(from_input[..., :hidden_size] + from_hidden[..., :hidden_size])
+    update = torch.sigmoid(
+        from_input[..., hidden_size : 2 * hidden_size]
+        + from_hidden[..., hidden_size : 2 * hidden_size]
+    )
+    w_hn = w_hh[2 * hidden_size :]
+    # contribution to dL/dh_{t-1} from step t's candidate, stored at index t-1
+    via_candidate = (reset * candidate_grad) @ w_hn
+    local = partial.clone()
+    local[:, :-1] += via_candidate[:, 1:]
+    steps = hidden.shape[1]
+    out = torch.empty_like(local)
+    carry = local[:, steps - 1]
+    out[:, steps - 1] = carry
+    update_next = update.unbind(1)
+    local_steps = local.unbind(1)
+    for t in range(steps - 2, -1, -1):
+        carry = local_steps[t] + update_next[t + 1] * carry
+        out[:, t] = carry
+    return out
+
+
+def _zero_if_none(grad: Tensor | None, zeros: Tensor) -> Tensor:
+    return zeros if grad is None else grad
+
+
+# --- summary statistics ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    """What a gradient profile says about the recurrence.
+
+    ``factor``: the per-step gradient factor r = exp(slope of log||dL/dh_t|| against the number
+    of steps back), fitted over the task's recurrence window; r < 1 vanishing, r > 1 exploding.
+    NaN when fewer than two steps in the window are above the float floor.
+    ``span``: how many steps back from the first loss step the norm stays >= 1e-6 x its maximum.
+    ``below_floor``: steps of the window whose norm underflowed to exactly 0 (not fitted).
+    """
+
+    factor: float
+    span: int
+    below_floor: int
+
+
+def summarize_profile(norms: Tensor | np.ndarray, window: tuple[int, int]) -> ProfileSummary:
+    values = np.asarray(norms, dtype=np.float64)
+    start, stop = window
+    segment = values[start:stop]
+    usable = np.isfinite(segment) & (segment > 0)
+    below_floor = int(np.count_nonzero(segment == 0))
+    factor = math.nan
+    if np.count_nonzero(usable) >= 2:
+        steps_back = (stop - 1 - np.arange(start, stop))[usable]
+        slope = np.polyfit(steps_back, np.log(segment[usable]), 1)[0]
+        factor = float(np.exp(slope))
+    finite = values[np.isfinite(values)]
+    span = 0
+    if finite.size and finite.max() > 0:
+        threshold = SPAN_THRESHOLD * finite.max()
+        t = stop - 1
+        while t >= 0 and np.isfinite(values[t]) and values[t] >= threshold:
+            t -= 1
+        span = stop - 1 - t
+    return ProfileSummary(factor=factor, span=span, below_floor=below_floor)

@@ -1,0 +1,101 @@
+"""Effective memory span: linear-probe memory capacity per run and task span per condition.
+
+Probe (Jaeger 2001, GMD Report 152): drive the trained network with held-out sequences, fit a
+ridge-regression readout from h_t to the input ``k`` steps back for each lag k, and score it on
+other sequences. r^2(k) per lag; memory capacity MC = sum_k r^2(k); probe span = the largest k
+with r^2(k) >= 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rnnbench.models import RecurrentModel
+from rnnbench.tasks import Task
+
+#: r^2 at or above this counts as "remembered" for the probe span.
+PROBE_SPAN_R2 = 0.5
+#: time positions per sequence used to fit the readouts (evenly spaced; bounds the cost).
+PROBE_POSITIONS = 32
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    r2: list[float]  # r^2 for lags 1..K
+    memory_capacity: float
+    probe_span: int
+
+
+def memory_probe(
+    model: RecurrentModel,
+    task: Task,
+    generator: torch.Generator,
+    *,
+    max_lag: int,
+    size: int,
+    ridge: float,
+) -> ProbeResult:
+    lags = min(max_lag, task.total_len - 1)
+    if lags < 1:
+        return ProbeResult([], 0.0, 0)
+    x, targets = task.probe_sample(size, generator)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        hidden = model.core(x.to(device)).double().cpu().numpy()
+    target = targets.double().numpy()
+    positions = np.unique(np.linspace(lags, task.total_len - 1, PROBE_POSITIONS).round().astype(int))
+    half = size // 2
+    r2 = [
+        _ridge_r2(hidden, target, positions, lag, half, ridge) for lag in range(1, lags + 1)
+    ]
+    span = max((k for k, value in enumerate(r2, start=1) if value >= PROBE_SPAN_R2), default=0)
+    return ProbeResult(r2=r2, memory_capacity=float(np.sum(r2)), probe_span=span)
+
+
+def _ridge_r2(hidden: np.ndarray, target: np.ndarray, positions: np.ndarray, lag: int,
+              half: int, ridge: float) -> float:
+    features = hidden[:, positions]  # [N, P, H]
+    wanted = target[:, positions - lag]  # [N, P, D]
+
+    def flat(a: np.ndarray) -> np.ndarray:
+        return a.reshape(-1, a.shape[-1])
+
+    x_fit, y_fit = flat(features[:half]), flat(wanted[:half])
+    x_test, y_test = flat(features[half:]), flat(wanted[half:])
+    x_mean, y_mean = x_fit.mean(0), y_fit.mean(0)
+    xc = x_fit - x_mean
+    gram = xc.T @ xc + ridge * len(xc) * np.eye(xc.shape[1])
+    weights = np.linalg.solve(gram, xc.T @ (y_fit - y_mean))
+    predicted = (x_test - x_mean) @ weights + y_mean
+    total = np.square(y_test - y_test.mean(0)).sum()
+    if total <= 0:
+        return 0.0
+    score = 1.0 - np.square(y_test - predicted).sum() / total
+    return float(max(score, 0.0))
+
+
+def task_spans(results: pd.DataFrame) -> pd.DataFrame:
+    """Task span per (task, arch, clip): the largest T solved by at least half of the seeds,
+    and the smallest T that is not. NaN where no T (or every T) qualifies."""
+    if results.empty:
+        return pd.DataFrame(columns=["task", "arch", "clip", "task_span", "first_unsolved"])
+    solved = results.assign(solved=results["solved"].fillna(False).astype(bool))
+    rate = solved.groupby(["task", "arch", "clip", "seq_len"])["solved"].mean().reset_index()
+    rows = []
+    for (task, arch, clip), group in rate.groupby(["task", "arch", "clip"], sort=True):
+        ok = group.loc[group["solved"] >= 0.5, "seq_len"]
+        not_ok = group.loc[group["solved"] < 0.5, "seq_len"]
+        rows.append(
+            {
+                "task": task,
+                "arch": arch,
+                "clip": clip,
+                "task_span": float(ok.max()) if len(ok) else float("nan"),
+                "first_unsolved": float(not_ok.min()) if len(not_ok) else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,60 @@
+"""Named registries: plain dicts that refuse duplicates and list the valid choices on a miss.
+
+Every pluggable concept (tasks, architectures, optimizers, clipping modes) lives in one of these
+instead of an if/elif chain on names, so a user extends rnnbench by registering, not by editing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from rnnbench.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A name -> entry mapping for one kind of thing (``kind`` is used in error messages)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def add(self, name: str, entry: T) -> T:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = entry
+        return entry
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator form of :meth:`add`."""
+
+        def decorate(entry: T) -> T:
+            return self.add(name, entry)
+
+        return decorate
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (for tests and notebooks that re-register a cell)."""
+        self._entries.pop(name, None)
+
+    def get(self, name: str, field: str | None = None) -> T:
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            where = field or self.kind
+            raise ConfigError(
+                f"{where}: unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
