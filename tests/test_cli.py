@@ -1,0 +1,110 @@
+"""The command line end to end: run, results, resume, and bad input (exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rnnbench import load_results
+from rnnbench.cli import main
+from rnnbench.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def rnnbench_cli(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "rnnbench.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=600, **kwargs)
+
+
+def test_run_then_results_through_worker_processes(write_sweep, tmp_path: Path) -> None:
+    sweep, store = write_sweep(), tmp_path / "results.db"
+    done = rnnbench_cli("run", str(sweep), "--store", str(store), "--workers", "2", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "8 runs: 0 already in the store" in done.stdout
+    frame = load_results(store)
+    assert len(frame) == 8 and set(frame["status"]) == {"ok"}
+    assert set(frame["arch"]) == {"rnn", "lstm"}
+    assert (frame["steps"] == 12).all()
+    assert {e["threads"] for e in frame["env"]} == {1}  # 2 cores / 2 workers
+    lines = rnnbench_cli("results", "--store", str(store), "--format", "jsonl").stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 8 and {"run_id", "grad_factor", "probe_span"} <= set(records[0])
+    csv = rnnbench_cli("results", "--store", str(store), "--format", "csv").stdout
+    assert csv.splitlines()[0].startswith("run_id,task,arch,seq_len,clip,seed,status")
+    assert len(csv.splitlines()) == 9
+    table = rnnbench_cli("results", "--store", str(store)).stdout
+    assert "lstm" in table and "normalized_loss" in table
+    again = rnnbench_cli("run", str(sweep), "--store", str(store), "--workers", "2", "--no-progress")
+    assert "8 runs: 8 already in the store, nothing run" in again.stdout
+    assert len(load_results(store)) == 8
+
+
+def test_interrupted_sweep_resumes_without_loss_or_duplicates(write_sweep, tmp_path: Path) -> None:
+    sweep, store = write_sweep(), tmp_path / "results.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rnnbench.cli", "run", str(sweep), "--store", str(store),
+         "--workers", "0", "--no-progress"], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill -9 once some but not all runs are in
+        if store.exists():
+            with Store(store, readonly=True) as peek:
+                if 2 <= peek.count() < 8:
+                    break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    with Store(store, readonly=True) as partial:
+        assert partial.integrity_check() == "ok"
+        before = partial.count()
+    assert 2 <= before < 8
+    resumed = rnnbench_cli("run", str(sweep), "--store", str(store), "--workers", "0",
+                           "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"8 runs: {before} already in the store" in resumed.stdout
+    frame = load_results(store)
+    assert len(frame) == 8 and frame["run_id"].is_unique and set(frame["status"]) == {"ok"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name = 'x'\n[grid]\ntask = ['copy']\narch = ['rnn']\nseq_len = [5]\nclip = ['none']\n"
+         "seed = [0]\n[train]\nlr = 'fast'\n", "train.lr: expected a number, got 'fast'"),
+        ("[grid]\ntask = ['copy']\n", "grid.arch: required"),
+        ("this is not toml", "not valid TOML"),
+    ],
+)
+def test_bad_sweep_exits_2_and_writes_nothing(tmp_path: Path, capsys, text: str,
+                                              message: str) -> None:
+    sweep, store = tmp_path / "bad.toml", tmp_path / "results.db"
+    sweep.write_text(text)
+    assert main(["run", str(sweep), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == [sweep]  # no store, no lock file
+
+
+def test_bad_store_exits_2_and_is_untouched(write_sweep, tmp_path: Path, capsys) -> None:
+    fake = tmp_path / "fake.db"
+    fake.write_text("not a database")
+    assert main(["run", str(write_sweep()), "--store", str(fake)]) == 2
+    assert "not" in capsys.readouterr().err
+    assert fake.read_text() == "not a database"
+    assert main(["results", "--store", str(tmp_path / "missing.db")]) == 2
+
+
+def test_list_shows_registries(capsys) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "tasks: adding, copy" in out and "arch lstm" in out
