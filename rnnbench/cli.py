@@ -17,12 +17,29 @@ from rnnbench.errors import RnnbenchError
 
 #: Columns of ``rnnbench results`` (the full record is in ``--format jsonl``).
 SUMMARY_COLUMNS = [
-    "run_id", "task", "arch", "seq_len", "clip", "seed", "status", "steps", "final_loss",
-    "baseline_loss", "normalized_loss", "accuracy", "solved", "grad_factor_init", "grad_factor",
-    "grad_span", "memory_capacity", "probe_span", "max_grad_norm", "clipped_fraction",
-    "diverged_step", "wall_s",
+    "run_id",
+    "task",
+    "arch",
+    "seq_len",
+    "clip",
+    "seed",
+    "status",
+    "steps",
+    "final_loss",
+    "baseline_loss",
+    "normalized_loss",
+    "accuracy",
+    "solved",
+    "grad_factor_init",
+    "grad_factor",
+    "grad_span",
+    "memory_capacity",
+    "probe_span",
+    "max_grad_norm",
+    "clipped_fraction",
+    "diverged_step",
+    "wall_s",
 ]
-RECORD_COLUMNS = SUMMARY_COLUMNS + ["sweep", "grad_span_init", "error", "created_at"]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -32,8 +49,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep)  # validated before the store is touched
     progress = None if args.no_progress else sys.stderr
     print(f"sweep {sweep.name!r}: {len(sweep.runs)} runs -> {args.store}", file=sys.stderr)
-    summary = run_sweep(sweep, args.store, workers=args.workers, threads=args.threads,
-                        device=args.device, progress=progress)
+    summary = run_sweep(
+        sweep,
+        args.store,
+        workers=args.workers,
+        threads=args.threads,
+        device=args.device,
+        progress=progress,
+    )
     print(summary.line())
     if args.report:
         from rnnbench.report import build_report
@@ -104,10 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a sweep file into a store (resumable)")
     run.add_argument("sweep", type=Path, help="sweep file (TOML), e.g. tasks/smoke.toml")
     run.add_argument("--store", required=True, type=Path, help="SQLite results store")
-    run.add_argument("--workers", type=int, default=None,
-                     help="worker processes (default: one per core; 0 = in this process)")
-    run.add_argument("--threads", type=int, default=None,
-                     help="torch threads per worker (default: cores / workers)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: one per core; 0 = in this process)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per worker (default: cores / workers)",
+    )
     run.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     run.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
     run.add_argument("--report", type=Path, default=None, help="build a report here afterwards")
@@ -145,8 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("\nrnnbench: interrupted; finished runs are saved, re-run to resume",
-              file=sys.stderr)
+        print("\nrnnbench: interrupted; finished runs are saved, re-run to resume", file=sys.stderr)
         return 130
 
 

@@ -25,12 +25,12 @@ Layout (every section but ``[grid]`` optional)::
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import sys
 import hashlib
+import importlib
 import itertools
 import json
 import math
+import sys
 import tomllib
 import typing
 from collections.abc import Iterable
@@ -48,7 +48,7 @@ CONFIG_VERSION = 1
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """Gradient clipping: ``none``, ``norm:X`` (clip_grad_norm_) or ``value:X`` (clip_grad_value_)."""
+    """Gradient clipping: ``none``, ``norm:X`` (clip_grad_norm_), ``value:X`` (clip_grad_value_)."""
 
     mode: str
     threshold: float = math.inf
@@ -87,7 +87,9 @@ def _range(lo: float, hi: float) -> dict[str, float]:
 class ModelSettings:
     hidden_size: int = field(default=64, metadata=_range(1, 65_536))  # units per layer
     num_layers: int = field(default=1, metadata=_range(1, 64))  # stacked recurrent layers
-    init: str = field(default="default", metadata={"choices": ("default", "orthogonal", "identity")})
+    init: str = field(
+        default="default", metadata={"choices": ("default", "orthogonal", "identity")}
+    )
     init_gain: float = field(default=1.0, metadata=_range(0.0, 1e6))  # scale of the recurrent init
 
 
@@ -209,7 +211,9 @@ def _check_value(path: str, value: Any, tp: Any, meta: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{path}: must be finite, got {value!r}")
         if not meta["min"] <= value <= meta["max"]:
-            raise ConfigError(f"{path}: must be in [{meta['min']:g}, {meta['max']:g}], got {value!r}")
+            raise ConfigError(
+                f"{path}: must be in [{meta['min']:g}, {meta['max']:g}], got {value!r}"
+            )
     return value
 
 
@@ -253,8 +257,9 @@ def _grid_axis(grid: dict[str, Any], axis: str, known: Registry[Any] | None = No
     return values
 
 
-def parse_sweep(data: dict[str, Any], *, default_name: str = "sweep", source: str = "",
-                base: str | None = None) -> Sweep:
+def parse_sweep(
+    data: dict[str, Any], *, default_name: str = "sweep", source: str = "", base: str | None = None
+) -> Sweep:
     """Validate a parsed sweep document and expand its grid."""
     from rnnbench.models import ARCHITECTURES  # models import torch; keep config light
 
@@ -304,22 +309,31 @@ def parse_sweep(data: dict[str, Any], *, default_name: str = "sweep", source: st
         seq_lens = axes["seq_len"]
         if "seq_len" in table:  # a per-task list of T overrides grid.seq_len for that task
             seq_lens = _grid_axis({"seq_len": table.pop("seq_len")}, "seq_len")
-        task_model = parse_section(ModelSettings, table.pop("model", {}), f"tasks.{task_name}.model",
-                                   model)
-        task_train = parse_section(TrainSettings, table.pop("train", {}), f"tasks.{task_name}.train",
-                                   train)
+        task_model = parse_section(
+            ModelSettings, table.pop("model", {}), f"tasks.{task_name}.model", model
+        )
+        task_train = parse_section(
+            TrainSettings, table.pop("train", {}), f"tasks.{task_name}.train", train
+        )
         for seq_len in seq_lens:
             make_task(task_name, seq_len=seq_len, **table)  # validates the task parameters
         per_task[task_name] = (table, seq_lens, task_model, task_train)
-    runs = []
+    runs: list[RunConfig] = []
     for task_name, arch, clip, seed in itertools.product(
         axes["task"], axes["arch"], axes["clip"], axes["seed"]
     ):
         params, seq_lens, task_model, task_train = per_task[task_name]
         runs.extend(
             RunConfig(
-                sweep=name, task=task_name, task_params=params, arch=arch, seq_len=seq_len,
-                clip=str(ClipSpec.parse(clip)), seed=seed, model=task_model, train=task_train,
+                sweep=name,
+                task=task_name,
+                task_params=params,
+                arch=arch,
+                seq_len=seq_len,
+                clip=str(ClipSpec.parse(clip)),
+                seed=seed,
+                model=task_model,
+                train=task_train,
                 diagnostics=diagnostics,
             )
             for seq_len in seq_lens
@@ -333,19 +347,28 @@ def load_sweep(path: str | Path) -> Sweep:
     try:
         source = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read sweep file ({exc.__class__.__name__}: {exc})") from None
+        raise ConfigError(
+            f"{path}: cannot read sweep file ({exc.__class__.__name__}: {exc})"
+        ) from None
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     try:
-        return parse_sweep(data, default_name=path.stem, source=source,
-                           base=str(path.resolve().parent))
+        return parse_sweep(
+            data, default_name=path.stem, source=source, base=str(path.resolve().parent)
+        )
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
 
 __all__ = [
-    "ClipSpec", "DiagnosticSettings", "ModelSettings", "RunConfig", "Sweep", "TrainSettings",
-    "load_sweep", "parse_sweep",
+    "ClipSpec",
+    "DiagnosticSettings",
+    "ModelSettings",
+    "RunConfig",
+    "Sweep",
+    "TrainSettings",
+    "load_sweep",
+    "parse_sweep",
 ]

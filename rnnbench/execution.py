@@ -147,8 +147,15 @@ def run_sweep(
     return summary
 
 
-def _run_in_pool(pending: list[RunConfig], workers: int, threads: int, device: str,
-                 max_retries: int, sweep: Sweep, finish: Callable[[dict[str, Any]], None]) -> None:
+def _run_in_pool(
+    pending: list[RunConfig],
+    workers: int,
+    threads: int,
+    device: str,
+    max_retries: int,
+    sweep: Sweep,
+    finish: Callable[[dict[str, Any]], None],
+) -> None:
     from rnnbench.training import error_record
 
     attempts: Counter[str] = Counter()
@@ -156,8 +163,12 @@ def _run_in_pool(pending: list[RunConfig], workers: int, threads: int, device: s
     initargs = (threads, sweep.imports, sweep.base)
     queue = list(pending)
     while queue:
-        with ProcessPoolExecutor(min(workers, len(queue)), mp_context=context,
-                                 initializer=_init_worker, initargs=initargs) as pool:
+        with ProcessPoolExecutor(
+            min(workers, len(queue)),
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=initargs,
+        ) as pool:
             futures: dict[Future[dict[str, Any]], RunConfig] = {
                 pool.submit(_work, run, device): run for run in queue
             }
@@ -173,8 +184,9 @@ def _run_in_pool(pending: list[RunConfig], workers: int, threads: int, device: s
                         broken = True
                         attempts[run.run_id] += 1
                         if attempts[run.run_id] > max_retries:
-                            finish(error_record(
-                                run, RuntimeError("worker process died"), 0.0, device))
+                            finish(
+                                error_record(run, RuntimeError("worker process died"), 0.0, device)
+                            )
                         else:
                             queue.append(run)
             if broken:

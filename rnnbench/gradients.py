@@ -147,8 +147,16 @@ def _torch_core(core: TorchCore, x: Tensor, loss_of_hidden: HiddenLoss) -> Tenso
     return _gru_scan(hidden, inputs, w_ih, w_hh, b_ih, b_hh, direct + shifted, candidate)
 
 
-def _gru_scan(hidden: Tensor, inputs: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor,
-              b_hh: Tensor, partial: Tensor, candidate_grad: Tensor) -> Tensor:
+def _gru_scan(
+    hidden: Tensor,
+    inputs: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor,
+    b_hh: Tensor,
+    partial: Tensor,
+    candidate_grad: Tensor,
+) -> Tensor:
     """Adds the two GRU paths an input probe misses: ``W_hn^T (r_t * dn_t)`` and the
     ``z_t * h_{t-1}`` shortcut (a backward scan). All tensors ``[B, T, ...]``."""
     hidden_size = hidden.shape[-1]

@@ -47,17 +47,18 @@ def memory_probe(
     with torch.no_grad():
         hidden = model.core(x.to(device)).double().cpu().numpy()
     target = targets.double().numpy()
-    positions = np.unique(np.linspace(lags, task.total_len - 1, PROBE_POSITIONS).round().astype(int))
+    positions = np.unique(
+        np.linspace(lags, task.total_len - 1, PROBE_POSITIONS).round().astype(int)
+    )
     half = size // 2
-    r2 = [
-        _ridge_r2(hidden, target, positions, lag, half, ridge) for lag in range(1, lags + 1)
-    ]
+    r2 = [_ridge_r2(hidden, target, positions, lag, half, ridge) for lag in range(1, lags + 1)]
     span = max((k for k, value in enumerate(r2, start=1) if value >= PROBE_SPAN_R2), default=0)
     return ProbeResult(r2=r2, memory_capacity=float(np.sum(r2)), probe_span=span)
 
 
-def _ridge_r2(hidden: np.ndarray, target: np.ndarray, positions: np.ndarray, lag: int,
-              half: int, ridge: float) -> float:
+def _ridge_r2(
+    hidden: np.ndarray, target: np.ndarray, positions: np.ndarray, lag: int, half: int, ridge: float
+) -> float:
     features = hidden[:, positions]  # [N, P, H]
     wanted = target[:, positions - lag]  # [N, P, D]
 

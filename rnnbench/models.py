@@ -77,8 +77,9 @@ class CellCore(RecurrentCore):
     """Unrolls one user cell per layer over time (``unbind``, never ``x[:, t]``: indexing a
     tensor that requires grad inside the loop makes backward quadratic in T)."""
 
-    def __init__(self, cell_factory: CellFactory, input_size: int, hidden_size: int,
-                 num_layers: int) -> None:
+    def __init__(
+        self, cell_factory: CellFactory, input_size: int, hidden_size: int, num_layers: int
+    ) -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -91,7 +92,7 @@ class CellCore(RecurrentCore):
         """``perturbation`` ``[T, B, H]``, if given, is added to the top layer's h_t before it
         feeds step t+1 and the head, so its gradient is exactly dL/dh_t."""
         batch = x.shape[0]
-        states = [cell.init_state(batch, x.device, x.dtype) for cell in self.cells]
+        states = [cell.init_state(batch, x.device, x.dtype) for cell in self.cells]  # type: ignore[operator]
         top = self.num_layers - 1
         outputs = []
         for t, x_t in enumerate(x.unbind(1)):
@@ -164,10 +165,13 @@ def register_cell(name: str, description: str = "") -> Callable[[CellFactory], C
     ...         self.inp = nn.Linear(input_size, hidden_size)
     ...         self.weight_hh = nn.Parameter(torch.eye(hidden_size))
     ...     def init_state(self, batch_size, device, dtype):
-    ...         return (torch.zeros(batch_size, self.weight_hh.shape[0], device=device, dtype=dtype),)
+    ...         size = self.weight_hh.shape[0]
+    ...         return (torch.zeros(batch_size, size, device=device, dtype=dtype),)
     ...     def forward(self, x_t, state):
     ...         return (torch.tanh(self.inp(x_t) + state[0] @ self.weight_hh.T),)
-    >>> make_model("doc_cell", make_task("adding", seq_len=5), hidden_size=4)(torch.zeros(2, 5, 2)).shape
+    >>> from rnnbench.tasks import make_task
+    >>> model = make_model("doc_cell", make_task("adding", seq_len=5), hidden_size=4)
+    >>> model(torch.zeros(2, 5, 2)).shape
     torch.Size([2, 5, 1])
     >>> ARCHITECTURES.remove("doc_cell")
     """
@@ -261,4 +265,3 @@ def _zero_recurrent_biases(core: RecurrentCore) -> None:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-

@@ -52,8 +52,9 @@ class Task:
     output_size: ClassVar[int]
 
     def __post_init__(self) -> None:
-        check_int(f"tasks.{self.name}.seq_len", self.seq_len, minimum=self.min_seq_len,
-                  maximum=100_000)
+        check_int(
+            f"tasks.{self.name}.seq_len", self.seq_len, minimum=self.min_seq_len, maximum=100_000
+        )
 
     # --- layout -------------------------------------------------------------------------------
     @property

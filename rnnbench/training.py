@@ -43,7 +43,8 @@ OPTIMIZERS.add(
     lambda p, s: torch.optim.RMSprop(p, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay),
 )
 OPTIMIZERS.add(
-    "sgd", lambda p, s: torch.optim.SGD(p, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    "sgd",
+    lambda p, s: torch.optim.SGD(p, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay),
 )
 
 #: clip(params, threshold, total_norm) clips the params' .grad in place and returns a 0-d bool
@@ -103,7 +104,10 @@ def _git_revision() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -158,8 +162,9 @@ def _evaluate(model: RecurrentModel, task: Task, data: Batch, chunk: int) -> dic
     return task.metrics(torch.cat(outputs), data)
 
 
-def _profile(model: RecurrentModel, task: Task, batch: Batch, step: int,
-             metrics: dict[str, float]) -> dict[str, Any]:
+def _profile(
+    model: RecurrentModel, task: Task, batch: Batch, step: int, metrics: dict[str, float]
+) -> dict[str, Any]:
     norms = gradient_norms_through_time(model, task, batch)
     summary = summarize_profile(norms, task.recurrence_window())
     return {
@@ -196,9 +201,13 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     task = config.make_task()
     settings, diag = config.train, config.diagnostics
     model = make_model(
-        config.arch, task, hidden_size=config.model.hidden_size,
-        num_layers=config.model.num_layers, init=config.model.init,
-        init_gain=config.model.init_gain, seed=derive_seed("model", config.seed),
+        config.arch,
+        task,
+        hidden_size=config.model.hidden_size,
+        num_layers=config.model.num_layers,
+        init=config.model.init,
+        init_gain=config.model.init_gain,
+        seed=derive_seed("model", config.seed),
     ).to(device)
     model.train()  # cuDNN's RNN backward needs training mode; there is no dropout to switch
     params = [p for p in model.parameters() if p.requires_grad]
@@ -207,8 +216,9 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     clipper = CLIPPERS.get(clip.mode, "grid.clip")
     train_data = generator("train", config.seed)
     eval_data = evaluation_set(config, task)
-    profile_batch = task.sample(diag.profile_batch_size, generator("profile", task.name,
-                                                                    task.params())).to(device)
+    profile_batch = task.sample(
+        diag.profile_batch_size, generator("profile", task.name, task.params())
+    ).to(device)
     checkpoints = _checkpoint_steps(settings.steps, diag.checkpoints)
     chunk = max(settings.batch_size, 256)
 
@@ -224,8 +234,9 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     done = 0
     for step in range(settings.steps):
         if step in checkpoints:
-            profiles.append(_profile(model, task, profile_batch, step,
-                                     _evaluate(model, task, eval_data, chunk)))
+            profiles.append(
+                _profile(model, task, profile_batch, step, _evaluate(model, task, eval_data, chunk))
+            )
         batch = task.sample(settings.batch_size, train_data).to(device)
         loss = task.loss(model(batch.x), batch)
         optimizer.zero_grad(set_to_none=True)
@@ -276,8 +287,12 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
         final = _evaluate(model, task, eval_data, chunk)
         profiles.append(_profile(model, task, profile_batch, settings.steps, final))
         probe = memory_probe(
-            model, task, generator("probe", task.name, task.params()),
-            max_lag=diag.probe_max_lag, size=diag.probe_size, ridge=diag.probe_ridge,
+            model,
+            task,
+            generator("probe", task.name, task.params()),
+            max_lag=diag.probe_max_lag,
+            size=diag.probe_size,
+            ridge=diag.probe_ridge,
         )
         record.update(
             final_loss=final["loss"],
@@ -289,8 +304,13 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
             probe={"r2": probe.r2},
         )
     else:
-        record.update(final_loss=math.nan, normalized_loss=math.nan, accuracy=math.nan,
-                      solved=False, probe={"r2": []})
+        record.update(
+            final_loss=math.nan,
+            normalized_loss=math.nan,
+            accuracy=math.nan,
+            solved=False,
+            probe={"r2": []},
+        )
     first, last = profiles[0], profiles[-1]
     record.update(
         grad_factor_init=first["grad_factor"],
@@ -310,13 +330,24 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     return record
 
 
-def error_record(config: RunConfig, exc: BaseException, wall_s: float, device: str) -> dict[str, Any]:
+def error_record(
+    config: RunConfig, exc: BaseException, wall_s: float, device: str
+) -> dict[str, Any]:
     """The record of a run that raised: status ``error`` and the message, retried on re-run."""
     return {
-        "run_id": config.run_id, "sweep": config.sweep, "task": config.task, "arch": config.arch,
-        "seq_len": config.seq_len, "clip": config.clip, "seed": config.seed, "status": "error",
-        "steps": 0, "error": f"{exc.__class__.__name__}: {exc}",
-        "config": config.to_dict(), "env": environment(device), "wall_s": wall_s,
+        "run_id": config.run_id,
+        "sweep": config.sweep,
+        "task": config.task,
+        "arch": config.arch,
+        "seq_len": config.seq_len,
+        "clip": config.clip,
+        "seed": config.seed,
+        "status": "error",
+        "steps": 0,
+        "error": f"{exc.__class__.__name__}: {exc}",
+        "config": config.to_dict(),
+        "env": environment(device),
+        "wall_s": wall_s,
         "metrics": {"traceback": "".join(traceback.format_exception(exc))[-4000:]},
     }
 
@@ -326,5 +357,5 @@ def execute_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     started = time.perf_counter()
     try:
         return train_run(config, device)
-    except Exception as exc:  # noqa: BLE001 - a failing run is data; the sweep goes on
+    except Exception as exc:
         return error_record(config, exc, time.perf_counter() - started, device)

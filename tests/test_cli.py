@@ -21,8 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def rnnbench_cli(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "rnnbench.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=600, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnbench.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        **kwargs,
+    )
 
 
 def test_run_then_results_through_worker_processes(write_sweep, tmp_path: Path) -> None:
@@ -43,7 +49,9 @@ def test_run_then_results_through_worker_processes(write_sweep, tmp_path: Path) 
     assert len(csv.splitlines()) == 9
     table = rnnbench_cli("results", "--store", str(store)).stdout
     assert "lstm" in table and "normalized_loss" in table
-    again = rnnbench_cli("run", str(sweep), "--store", str(store), "--workers", "2", "--no-progress")
+    again = rnnbench_cli(
+        "run", str(sweep), "--store", str(store), "--workers", "2", "--no-progress"
+    )
     assert "8 runs: 8 already in the store, nothing run" in again.stdout
     assert len(load_results(store)) == 8
 
@@ -52,9 +60,23 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(write_sweep, tmp_p
     sweep, store = write_sweep(), tmp_path / "results.db"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "rnnbench.cli", "run", str(sweep), "--store", str(store),
-         "--workers", "0", "--no-progress"], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "rnnbench.cli",
+            "run",
+            str(sweep),
+            "--store",
+            str(store),
+            "--workers",
+            "0",
+            "--no-progress",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # kill -9 once some but not all runs are in
         if store.exists():
@@ -68,8 +90,9 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(write_sweep, tmp_p
         assert partial.integrity_check() == "ok"
         before = partial.count()
     assert 2 <= before < 8
-    resumed = rnnbench_cli("run", str(sweep), "--store", str(store), "--workers", "0",
-                           "--no-progress")
+    resumed = rnnbench_cli(
+        "run", str(sweep), "--store", str(store), "--workers", "0", "--no-progress"
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"8 runs: {before} already in the store" in resumed.stdout
     frame = load_results(store)
@@ -79,14 +102,18 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(write_sweep, tmp_p
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("name = 'x'\n[grid]\ntask = ['copy']\narch = ['rnn']\nseq_len = [5]\nclip = ['none']\n"
-         "seed = [0]\n[train]\nlr = 'fast'\n", "train.lr: expected a number, got 'fast'"),
+        (
+            "name = 'x'\n[grid]\ntask = ['copy']\narch = ['rnn']\nseq_len = [5]\nclip = ['none']\n"
+            "seed = [0]\n[train]\nlr = 'fast'\n",
+            "train.lr: expected a number, got 'fast'",
+        ),
         ("[grid]\ntask = ['copy']\n", "grid.arch: required"),
         ("this is not toml", "not valid TOML"),
     ],
 )
-def test_bad_sweep_exits_2_and_writes_nothing(tmp_path: Path, capsys, text: str,
-                                              message: str) -> None:
+def test_bad_sweep_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys, text: str, message: str
+) -> None:
     sweep, store = tmp_path / "bad.toml", tmp_path / "results.db"
     sweep.write_text(text)
     assert main(["run", str(sweep), "--store", str(store)]) == 2

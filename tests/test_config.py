@@ -35,13 +35,21 @@ def test_run_id_is_a_canonical_hash_of_the_config() -> None:
 
 def test_per_task_overrides() -> None:
     data = tiny()
-    data["tasks"] = {"adding": {"placement": "anywhere", "seq_len": [7, 9],
-                                "model": {"hidden_size": 13}, "train": {"lr": 0.1}}}
+    data["tasks"] = {
+        "adding": {
+            "placement": "anywhere",
+            "seq_len": [7, 9],
+            "model": {"hidden_size": 13},
+            "train": {"lr": 0.1},
+        }
+    }
     runs = parse_sweep(data).runs
     adding = [r for r in runs if r.task == "adding"]
     copy = [r for r in runs if r.task == "copy"]
     assert sorted({r.seq_len for r in adding}) == [7, 9] and {r.seq_len for r in copy} == {5}
-    assert {r.model.hidden_size for r in adding} == {13} and {r.model.hidden_size for r in copy} == {8}
+    assert {r.model.hidden_size for r in adding} == {13} and {
+        r.model.hidden_size for r in copy
+    } == {8}
     assert {r.train.lr for r in adding} == {0.1}
     assert adding[0].make_task().placement == "anywhere"
 
@@ -50,8 +58,10 @@ def test_per_task_overrides() -> None:
     ("edit", "message"),
     [
         (lambda d: d.update(colour="red"), r"^colour: unknown key; allowed: name, imports, grid"),
-        (lambda d: d["grid"].update(arch=["rnn", "transformer"]),
-         r"^grid.arch: unknown arch 'transformer'; allowed: gru, lstm, rnn, rnn_relu"),
+        (
+            lambda d: d["grid"].update(arch=["rnn", "transformer"]),
+            r"^grid.arch: unknown arch 'transformer'; allowed: gru, lstm, rnn, rnn_relu",
+        ),
         (lambda d: d["grid"].update(clip=["norm:-1"]), r"^grid.clip: threshold must be > 0"),
         (lambda d: d["grid"].update(clip=["max:1"]), r"^grid.clip: expected 'none', 'norm:X'"),
         (lambda d: d["grid"].update(seq_len=[]), r"^grid.seq_len: must list at least one value"),
@@ -61,13 +71,19 @@ def test_per_task_overrides() -> None:
         (lambda d: d["train"].update(lr=-1.0), r"^train.lr: must be in \[1e-12, 1000\], got -1.0"),
         (lambda d: d["train"].update(steps="many"), r"^train.steps: expected an integer"),
         (lambda d: d["train"].update(steps=True), r"^train.steps: expected an integer"),
-        (lambda d: d["train"].update(optimizer="adagrad"),
-         r"^train.optimizer: must be one of adam, rmsprop, sgd, got 'adagrad'"),
-        (lambda d: d["model"].update(hidden=3),
-         r"^model.hidden: unknown key; allowed: hidden_size, num_layers, init, init_gain"),
+        (
+            lambda d: d["train"].update(optimizer="adagrad"),
+            r"^train.optimizer: must be one of adam, rmsprop, sgd, got 'adagrad'",
+        ),
+        (
+            lambda d: d["model"].update(hidden=3),
+            r"^model.hidden: unknown key; allowed: hidden_size, num_layers, init, init_gain",
+        ),
         (lambda d: d["model"].update(init="xavier"), r"^model.init: must be one of default"),
-        (lambda d: d.update(tasks={"adding": {"placement": "middle"}}),
-         r"^tasks.adding.placement: must be one of halves, anywhere"),
+        (
+            lambda d: d.update(tasks={"adding": {"placement": "middle"}}),
+            r"^tasks.adding.placement: must be one of halves, anywhere",
+        ),
         (lambda d: d.update(tasks={"parity": {}}), r"^tasks.parity: not in grid.task"),
         (lambda d: d.update(imports=["no_such_module_xyz"]), r"^imports: cannot import"),
     ],
@@ -86,8 +102,12 @@ def test_shipped_sweep_files_are_valid() -> None:
         assert sweep.name == name and sweep.runs
     smoke = load_sweep(REPO / "tasks" / "smoke.toml")
     covered = {(r.task, r.arch, r.clip.split(":")[0]) for r in smoke.runs}
-    assert covered == {(t, a, c) for t in ("copy", "adding")
-                       for a in ("rnn", "rnn_relu", "lstm", "gru") for c in ("none", "norm", "value")}
+    assert covered == {
+        (t, a, c)
+        for t in ("copy", "adding")
+        for a in ("rnn", "rnn_relu", "lstm", "gru")
+        for c in ("none", "norm", "value")
+    }
     paper = load_sweep(REPO / "tasks" / "paper.toml")
     assert {r.seq_len for r in paper.runs if r.task == "copy"} == {100, 200, 500, 1000}
     assert {r.seq_len for r in paper.runs if r.task == "adding"} == {100, 200, 400, 750}

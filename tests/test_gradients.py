@@ -13,8 +13,9 @@ from rnnbench.gradients import summarize_profile
 CELLS = {"rnn": nn.RNNCell, "rnn_relu": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
 
-def reference_norms(model: rnnbench.models.RecurrentModel, task: rnnbench.Task,
-                    batch: rnnbench.Batch) -> torch.Tensor:
+def reference_norms(
+    model: rnnbench.models.RecurrentModel, task: rnnbench.Task, batch: rnnbench.Batch
+) -> torch.Tensor:
     """||dL/dh_t|| from nn.*Cell copies of the weights, unrolled, with retain_grad per step."""
     rnn, arch = model.core.rnn, model.core.mode
     hidden = model.core.hidden_size
@@ -29,7 +30,9 @@ def reference_norms(model: rnnbench.models.RecurrentModel, task: rnnbench.Task,
         cells.append(cell)
     n = batch.x.shape[0]
     states: list = [
-        (torch.zeros(n, hidden), torch.zeros(n, hidden)) if arch == "lstm" else torch.zeros(n, hidden)
+        (torch.zeros(n, hidden), torch.zeros(n, hidden))
+        if arch == "lstm"
+        else torch.zeros(n, hidden)
         for _ in cells
     ]
     hs = []
@@ -49,8 +52,9 @@ def reference_norms(model: rnnbench.models.RecurrentModel, task: rnnbench.Task,
 @pytest.mark.parametrize("task_name", ["copy", "adding"])
 def test_profile_is_exact(arch: str, layers: int, task_name: str) -> None:
     task = rnnbench.make_task(task_name, seq_len=25)
-    model = rnnbench.make_model(arch, task, hidden_size=16, num_layers=layers, seed=3,
-                                init="orthogonal", init_gain=1.2)
+    model = rnnbench.make_model(
+        arch, task, hidden_size=16, num_layers=layers, seed=3, init="orthogonal", init_gain=1.2
+    )
     batch = task.sample(8, torch.Generator().manual_seed(1))
     ours = rnnbench.gradient_norms_through_time(model, task, batch)
     # the computation leaves no gradients on the model's parameters

@@ -105,12 +105,15 @@ def test_dependency_loss_is_the_recall_part_of_the_loss() -> None:
     assert task.dependency_loss(logits, batch) < task.loss(logits, batch)
     logits_no_recall = logits.clone()
     logits_no_recall[:, :-10] += 3.0  # changing non-recall outputs leaves it unchanged
-    assert torch.equal(task.dependency_loss(logits, batch),
-                       task.dependency_loss(logits_no_recall, batch))
+    assert torch.equal(
+        task.dependency_loss(logits, batch), task.dependency_loss(logits_no_recall, batch)
+    )
 
 
 def test_bad_parameters_name_the_field() -> None:
-    with pytest.raises(ConfigError, match=r"tasks.adding.placement: must be one of halves, anywhere"):
+    with pytest.raises(
+        ConfigError, match=r"tasks.adding.placement: must be one of halves, anywhere"
+    ):
         make_task("adding", seq_len=10, placement="middle")
     with pytest.raises(ConfigError, match=r"tasks.copy.delay: unknown parameter; allowed: seq_len"):
         make_task("copy", seq_len=10, delay=3)

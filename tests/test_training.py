@@ -12,9 +12,17 @@ from rnnbench.training import CLIPPERS, execute_run, train_run
 
 def run_config(**overrides: object) -> rnnbench.RunConfig:
     grid = {"task": "adding", "arch": "rnn", "seq_len": 8, "clip": "none", "seed": 0}
-    sections: dict = {"model": {"hidden_size": 8}, "train": {"steps": 10, "batch_size": 8},
-                      "diagnostics": {"checkpoints": 1, "eval_size": 32, "profile_batch_size": 8,
-                                      "probe_max_lag": 3, "probe_size": 16}}
+    sections: dict = {
+        "model": {"hidden_size": 8},
+        "train": {"steps": 10, "batch_size": 8},
+        "diagnostics": {
+            "checkpoints": 1,
+            "eval_size": 32,
+            "profile_batch_size": 8,
+            "probe_max_lag": 3,
+            "probe_size": 16,
+        },
+    }
     for key, value in overrides.items():
         section, _, field = key.partition("__")
         if field:
@@ -66,8 +74,15 @@ def test_clipping_changes_the_trajectory_and_is_recorded() -> None:
 
 
 def test_a_diverging_run_is_data() -> None:
-    config = run_config(arch="rnn_relu", model__init="identity", model__init_gain=3.0,
-                        train__lr=10.0, train__optimizer="sgd", train__steps=50, seq_len=40)
+    config = run_config(
+        arch="rnn_relu",
+        model__init="identity",
+        model__init_gain=3.0,
+        train__lr=10.0,
+        train__optimizer="sgd",
+        train__steps=50,
+        seq_len=40,
+    )
     record = execute_run(config)
     assert record["status"] == "diverged"
     assert 0 <= record["diverged_step"] < 50
@@ -86,17 +101,41 @@ def test_a_raising_run_is_recorded_as_error() -> None:
 
 def test_record_has_the_documented_fields() -> None:
     record = train_run(run_config(task="copy", arch="gru", clip="value:0.5"))
-    for field in ("run_id", "task", "arch", "seq_len", "clip", "seed", "status", "steps",
-                  "final_loss", "baseline_loss", "normalized_loss", "solved", "grad_factor",
-                  "grad_span", "memory_capacity", "probe_span", "max_grad_norm",
-                  "clipped_fraction", "diverged_step", "wall_s"):
+    for field in (
+        "run_id",
+        "task",
+        "arch",
+        "seq_len",
+        "clip",
+        "seed",
+        "status",
+        "steps",
+        "final_loss",
+        "baseline_loss",
+        "normalized_loss",
+        "solved",
+        "grad_factor",
+        "grad_span",
+        "memory_capacity",
+        "probe_span",
+        "max_grad_norm",
+        "clipped_fraction",
+        "diverged_step",
+        "wall_s",
+    ):
         assert field in record, field
     assert record["status"] == "ok" and record["steps"] == 10
-    assert record["normalized_loss"] == pytest.approx(record["final_loss"] / record["baseline_loss"])
+    assert record["normalized_loss"] == pytest.approx(
+        record["final_loss"] / record["baseline_loss"]
+    )
     assert [p["step"] for p in record["profiles"]] == [0, 5, 10]
     assert len(record["profiles"][0]["norms"]) == 8 + 20  # T + 20
-    assert set(record["param_stats"][0]["grad_norm"]) == {n for n, _ in
-                                                           rnnbench.make_model("gru", rnnbench.make_task("copy", seq_len=5)).named_parameters()}
+    assert set(record["param_stats"][0]["grad_norm"]) == {
+        n
+        for n, _ in rnnbench.make_model(
+            "gru", rnnbench.make_task("copy", seq_len=5)
+        ).named_parameters()
+    }
     assert len(record["probe"]["r2"]) == 3
     assert record["env"]["threads"] == torch.get_num_threads()
 
