@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -98,7 +99,11 @@ def _fused(core: TorchCore, inputs: Tensor, params: list[Tensor], layers: int) -
     # train=True: cuDNN implements the RNN backward only for training-mode forward passes.
     function = _FUSED_FUNCTIONS[core.mode]
     hx = _initial_state(core, inputs.shape[0], layers, inputs)
-    return function(inputs, hx, params, True, layers, 0.0, True, False, True)[0]
+    with warnings.catch_warnings():
+        # The probe's weights are built per call, so cuDNN packs them itself (one small copy);
+        # its "not part of single contiguous chunk" warning is expected here.
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
+        return function(inputs, hx, params, True, layers, 0.0, True, False, True)[0]
 
 
 def _top_layer_input(core: TorchCore, x: Tensor) -> Tensor:
@@ -173,16 +178,15 @@ def _gru_scan(
     via_candidate = (reset * candidate_grad) @ w_hn
     local = partial.clone()
     local[:, :-1] += via_candidate[:, 1:]
-    steps = hidden.shape[1]
-    out = torch.empty_like(local)
-    carry = local[:, steps - 1]
-    out[:, steps - 1] = carry
-    update_next = update.unbind(1)
-    local_steps = local.unbind(1)
-    for t in range(steps - 2, -1, -1):
-        carry = local_steps[t] + update_next[t + 1] * carry
-        out[:, t] = carry
-    return out
+    # dL/dh_{t-1} = local[t-1] + z_t * dL/dh_t: one fused addcmul per step, time-major so each
+    # step reads and writes contiguous memory (the scan is the only sequential part).
+    local_tm = local.transpose(0, 1).contiguous()
+    update_tm = update.transpose(0, 1).contiguous()
+    out = torch.empty_like(local_tm)
+    out[-1] = local_tm[-1]
+    for t in range(local_tm.shape[0] - 2, -1, -1):
+        torch.addcmul(local_tm[t], update_tm[t + 1], out[t + 1], out=out[t])
+    return out.transpose(0, 1)
 
 
 def _zero_if_none(grad: Tensor | None, zeros: Tensor) -> Tensor:
@@ -209,6 +213,8 @@ class ProfileSummary:
 
 
 def summarize_profile(norms: Tensor | np.ndarray, window: tuple[int, int]) -> ProfileSummary:
+    if isinstance(norms, Tensor):
+        norms = norms.detach().cpu().numpy()
     values = np.asarray(norms, dtype=np.float64)
     start, stop = window
     segment = values[start:stop]

@@ -165,7 +165,7 @@ def _evaluate(model: RecurrentModel, task: Task, data: Batch, chunk: int) -> dic
 def _profile(
     model: RecurrentModel, task: Task, batch: Batch, step: int, metrics: dict[str, float]
 ) -> dict[str, Any]:
-    norms = gradient_norms_through_time(model, task, batch)
+    norms = gradient_norms_through_time(model, task, batch).cpu()
     summary = summarize_profile(norms, task.recurrence_window())
     return {
         "step": step,
