@@ -135,3 +135,30 @@ def test_list_shows_registries(capsys) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "tasks: adding, copy" in out and "arch lstm" in out
+
+
+def readme_block(marker: str, language: str) -> str:
+    """The fenced ``language`` block of the README that contains ``marker``."""
+    text = (REPO / "README.md").read_text()
+    blocks = text.split(f"```{language}\n")[1:]
+    return next(block.split("```")[0] for block in blocks if marker in block)
+
+
+def test_readme_user_cell_runs_through_worker_processes(tmp_path: Path) -> None:
+    # The README's example cell, imported by the sweep file in every spawned worker.
+    (tmp_path / "mycells.py").write_text(readme_block('register_cell("mgu")', "python"))
+    sweep = tmp_path / "cells.toml"
+    sweep.write_text(
+        'imports = ["mycells"]\n[grid]\ntask = ["adding"]\narch = ["lstm", "mgu"]\n'
+        'seq_len = [6]\nclip = ["norm:1.0"]\nseed = [0]\n[model]\nhidden_size = 8\n'
+        "[train]\nsteps = 5\nbatch_size = 4\n[diagnostics]\neval_size = 8\n"
+        "profile_batch_size = 4\nprobe_max_lag = 2\nprobe_size = 8\n"
+    )
+    store = tmp_path / "cells.db"
+    done = rnnbench_cli("run", str(sweep), "--store", str(store), "--workers", "1",
+                        "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    frame = load_results(store)
+    assert sorted(frame["arch"]) == ["lstm", "mgu"] and set(frame["status"]) == {"ok"}
+    mgu = frame.set_index("arch").loc["mgu"]
+    assert len(mgu["profiles"][0]["norms"]) == 6 and mgu["grad_factor"] > 0
