@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rnnbench.errors import RnnbenchError
+from rnnbench.errors import ConfigError, RnnbenchError
 
 #: Columns of ``rnnbench results`` (the full record is in ``--format jsonl``).
 SUMMARY_COLUMNS = [
@@ -105,6 +105,26 @@ def _cmd_spans(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rnnbench.report import build_report
+
+    labels = args.label or None
+    if labels is not None and len(labels) != len(args.store):
+        raise ConfigError(
+            f"--label: give one label per --store ({len(args.store)} stores, {len(labels)} labels)"
+        )
+    index = build_report(args.store, args.out, labels=labels)
+    print(f"report: {index}")
+    return 0
+
+
+def _cmd_theory(args: argparse.Namespace) -> int:
+    from rnnbench.report import theory_text
+
+    print(theory_text())
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from rnnbench.models import ARCHITECTURES
     from rnnbench.tasks import TASKS
@@ -152,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     spans = commands.add_parser("spans", help="task span per (task, arch, clip)")
     spans.add_argument("--store", required=True, type=Path)
     spans.set_defaults(handler=_cmd_spans)
+
+    report = commands.add_parser("report", help="build an HTML + Markdown comparison report")
+    report.add_argument("--store", required=True, type=Path, action="append",
+                        help="results store; repeat to compare several")
+    report.add_argument("--label", action="append", default=[],
+                        help="a label per --store, in the same order (default: file names)")
+    report.add_argument("--out", required=True, type=Path, help="output folder")
+    report.set_defaults(handler=_cmd_report)
+
+    theory = commands.add_parser("theory", help="the theory check: products of per-step factors")
+    theory.set_defaults(handler=_cmd_theory)
 
     listing = commands.add_parser("list", help="registered tasks and architectures")
     listing.set_defaults(handler=_cmd_list)

@@ -177,13 +177,14 @@ def _headline_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str,
                 base = lookup.get((labels[0], arch, seq_len, clip))
                 for label in labels[1:]:
                     other = lookup.get((label, arch, seq_len, clip))
-                    both = base is not None and other is not None
                     title = _diff_title(labels[0], label)
                     cells[(clip, f"{title} solved rate")] = (
-                        f"{other.solved_rate - base.solved_rate:+.2f}" if both else _DASH
+                        f"{other.solved_rate - base.solved_rate:+.2f}"
+                        if base is not None and other is not None else _DASH
                     )
                     cells[(clip, f"{title} median loss")] = (
-                        _signed(other.norm_loss_median - base.norm_loss_median) if both else _DASH
+                        _signed(other.norm_loss_median - base.norm_loss_median)
+                        if base is not None and other is not None else _DASH
                     )
             rows[(arch, seq_len)] = cells
         view = pd.DataFrame.from_dict(rows, orient="index")
@@ -251,14 +252,14 @@ def _stability_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str
         for label in labels[1:]:
             other = lookup.get((label, task, arch, clip))
             title = _diff_title(labels[0], label)
-            both = base is not None and other is not None
-            cells[f"{title} divergence rate"] = (
-                _signed(other["divergence_rate"] - base["divergence_rate"]) if both else _DASH
+            if base is None or other is None:
+                continue
+            cells[f"{title} divergence rate"] = _signed(
+                other["divergence_rate"] - base["divergence_rate"]
             )
             for column, metric in _STABILITY_METRICS:
-                cells[f"{title} {metric}"] = (
-                    _signed(other[f"{column}_median"] - base[f"{column}_median"])
-                    if both else _DASH
+                cells[f"{title} {metric}"] = _signed(
+                    other[f"{column}_median"] - base[f"{column}_median"]
                 )
         rows[(task, arch, clip)] = cells
     view = pd.DataFrame.from_dict(rows, orient="index")
@@ -320,6 +321,7 @@ def _problem_runs(frame: pd.DataFrame) -> pd.DataFrame:
     out["diverged_step"] = out["diverged_step"].astype(object).where(
         out["diverged_step"].notna(), None
     )
+    out["error"] = out["error"].map(lambda v: v if isinstance(v, str) and v else _DASH)
     return out.reset_index(drop=True)
 
 
@@ -362,6 +364,10 @@ def _relplot(data: pd.DataFrame, *, x: str, y: str, row: str, col: str, ctx: _Ct
         facet_kws={"margin_titles": True, "sharey": False, "sharex": False},
     )
     grid.set_axis_labels(xlabel, ylabel)
+    if grid.legend is not None:  # the style column is an internal name; say what it encodes
+        for text in grid.legend.texts:
+            if text.get_text() == "series":
+                text.set_text("label · clip" if ctx.multi else "clip")
     if log:
         _log_axes(grid.axes.flat)
     # relplot already draws its legend outside the facets, to the right
@@ -375,7 +381,7 @@ class _Ctx:
 
 
 def _profile_frame(frame: pd.DataFrame, ctx: _Ctx) -> pd.DataFrame:
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for run in frame.itertuples():
         profiles = run.profiles
         if not isinstance(profiles, list) or not profiles:
@@ -411,7 +417,7 @@ def fig_gradient_profiles(frame: pd.DataFrame, ctx: _Ctx) -> list[tuple[str, Fig
 
 
 def _curve_frame(frame: pd.DataFrame, ctx: _Ctx, curve: str, normalise: bool) -> pd.DataFrame:
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for run in frame.itertuples():
         curves = run.curves
         if not isinstance(curves, dict) or curve not in curves:
@@ -576,19 +582,21 @@ SIGMOID_SCALES = (1.0, 6.0)
 def sigmoid_stack_norms(scale: float, layers: int = SIGMOID_LAYERS, dim: int = SIGMOID_DIM,
                         seed: int = 0, batch: int = 64) -> tuple[float, ...]:
     """‖∂L/∂h_l‖ for every layer l = 0..layers-1 of a bias-free sigmoid stack
-    h_{l+1} = σ(W_l h_l), W_l ~ N(0, 1)·scale/√dim, L = Σ h_L (batch-summed).
+    h_{l+1} = σ(W_l h_l) − ½, W_l ~ N(0, 1)·scale/√dim, L = Σ h_L (batch-summed).
 
     Measured by torch autograd in float64 with a private seeded generator (no global RNG)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     h = torch.randn(batch, dim, generator=gen, dtype=torch.float64)
-    hidden = []
+    hidden: list[torch.Tensor] = []
     for _ in range(layers):
         weight = torch.randn(dim, dim, generator=gen, dtype=torch.float64) * scale / math.sqrt(dim)
         h = h.detach().requires_grad_(True) if not hidden and not h.requires_grad else h
         hidden.append(h)
-        h = torch.sigmoid(h @ weight.T)
+        # centred (σ − ½): same derivative σ′ ≤ ¼, but zero-mean activations, so a large
+        # scale amplifies (‖W‖·σ′ > 1) instead of saturating every unit
+        h = torch.sigmoid(h @ weight.T) - 0.5
     for tensor in hidden:
         tensor.retain_grad()
     h.sum().backward()
@@ -708,12 +716,21 @@ class _Section:
         self.md.append(_md_table(view))
 
 
+def _tight_box(fig: Figure) -> Any:
+    from matplotlib.transforms import Bbox
+
+    box = fig.get_tightbbox(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+    return Bbox.from_extents(box.x0 - 0.1, box.y0 - 0.1, box.x1 + 0.1, box.y1 + 0.1)
+
+
 def _save_figure(name: str, fig: Figure, caption: str, figdir: Path, section: _Section) -> None:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    box = _tight_box(fig)  # computed once, used for both formats
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches=box)
     png = buffer.getvalue()
     (figdir / f"{name}.png").write_bytes(png)
-    fig.savefig(figdir / f"{name}.svg", format="svg", bbox_inches="tight")
+    # bbox_inches="tight" would redo the (slow) tight-bbox pass for every format
+    fig.savefig(figdir / f"{name}.svg", format="svg", bbox_inches=box)
     plt.close(fig)
     data = base64.b64encode(png).decode("ascii")
     alt = html.escape(caption, quote=True)
