@@ -87,9 +87,7 @@ def _range(lo: float, hi: float) -> dict[str, float]:
 class ModelSettings:
     hidden_size: int = field(default=64, metadata=_range(1, 65_536))  # units per layer
     num_layers: int = field(default=1, metadata=_range(1, 64))  # stacked recurrent layers
-    init: str = field(
-        default="default", metadata={"choices": ("default", "orthogonal", "identity")}
-    )
+    init: str = field(default="default", metadata={"registry": "init"})
     init_gain: float = field(default=1.0, metadata=_range(0.0, 1e6))  # scale of the recurrent init
 
 
@@ -98,7 +96,7 @@ class TrainSettings:
     steps: int = field(default=200, metadata=_range(1, 10_000_000))  # optimizer steps
     batch_size: int = field(default=64, metadata=_range(1, 1_000_000))
     lr: float = field(default=1e-3, metadata=_range(1e-12, 1e3))
-    optimizer: str = field(default="adam", metadata={"choices": ("adam", "rmsprop", "sgd")})
+    optimizer: str = field(default="adam", metadata={"registry": "optimizer"})
     momentum: float = field(default=0.0, metadata=_range(0.0, 1.0))  # sgd / rmsprop momentum
     weight_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
 
@@ -199,14 +197,21 @@ def _type_name(tp: Any) -> str:
     )
 
 
+def _registries() -> dict[str, Registry[Any]]:
+    """The registries that name allowed values (imported late: they pull in torch)."""
+    from rnnbench.models import INITS
+    from rnnbench.training import OPTIMIZERS
+
+    return {"init": INITS, "optimizer": OPTIMIZERS}
+
+
 def _check_value(path: str, value: Any, tp: Any, meta: Any) -> Any:
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(value, bool) is not (tp is bool) or not isinstance(value, tp):
         raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        raise ConfigError(f"{path}: must be one of {', '.join(choices)}, got {value!r}")
+    if "registry" in meta:
+        _registries()[meta["registry"]].get(value, path)  # names the allowed values on a miss
     if "min" in meta:
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{path}: must be finite, got {value!r}")

@@ -260,19 +260,11 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
 
     status = "ok" if diverged_step is None else "diverged"
     record: dict[str, Any] = {
-        "run_id": config.run_id,
-        "sweep": config.sweep,
-        "task": config.task,
-        "arch": config.arch,
-        "seq_len": config.seq_len,
-        "clip": config.clip,
-        "seed": config.seed,
+        **_identity(config, device),
         "status": status,
         "steps": done,
         "baseline_loss": task.baseline_loss,
         "diverged_step": diverged_step,
-        "config": config.to_dict(),
-        "env": environment(device),
     }
     loss_values = losses[:done].double().cpu().numpy()
     norm_values = norms[: done + (diverged_step is not None)].double().cpu().numpy()
@@ -330,10 +322,8 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     return record
 
 
-def error_record(
-    config: RunConfig, exc: BaseException, wall_s: float, device: str
-) -> dict[str, Any]:
-    """The record of a run that raised: status ``error`` and the message, retried on re-run."""
+def _identity(config: RunConfig, device: str) -> dict[str, Any]:
+    """The fields that say which run a record is, and where it ran."""
     return {
         "run_id": config.run_id,
         "sweep": config.sweep,
@@ -342,11 +332,20 @@ def error_record(
         "seq_len": config.seq_len,
         "clip": config.clip,
         "seed": config.seed,
+        "config": config.to_dict(),
+        "env": environment(device),
+    }
+
+
+def error_record(
+    config: RunConfig, exc: BaseException, wall_s: float, device: str
+) -> dict[str, Any]:
+    """The record of a run that raised: status ``error`` and the message, retried on re-run."""
+    return {
+        **_identity(config, device),
         "status": "error",
         "steps": 0,
         "error": f"{exc.__class__.__name__}: {exc}",
-        "config": config.to_dict(),
-        "env": environment(device),
         "wall_s": wall_s,
         "metrics": {"traceback": "".join(traceback.format_exception(exc))[-4000:]},
     }

@@ -73,13 +73,16 @@ def test_per_task_overrides() -> None:
         (lambda d: d["train"].update(steps=True), r"^train.steps: expected an integer"),
         (
             lambda d: d["train"].update(optimizer="adagrad"),
-            r"^train.optimizer: must be one of adam, rmsprop, sgd, got 'adagrad'",
+            r"^train.optimizer: unknown optimizer 'adagrad'; allowed: adam, rmsprop, sgd",
         ),
         (
             lambda d: d["model"].update(hidden=3),
             r"^model.hidden: unknown key; allowed: hidden_size, num_layers, init, init_gain",
         ),
-        (lambda d: d["model"].update(init="xavier"), r"^model.init: must be one of default"),
+        (
+            lambda d: d["model"].update(init="xavier"),
+            r"^model.init: unknown init 'xavier'; allowed: default, identity, orthogonal",
+        ),
         (
             lambda d: d.update(tasks={"adding": {"placement": "middle"}}),
             r"^tasks.adding.placement: must be one of halves, anywhere",
