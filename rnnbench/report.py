@@ -440,15 +440,20 @@ def _curve_frame(frame: pd.DataFrame, ctx: _Ctx, curve: str, normalise: bool) ->
     return data
 
 
+def _reference_line(fig: Figure, y: float) -> None:
+    """A dashed horizontal line at ``y`` on every panel that has data (baseline, r = 1)."""
+    for ax in fig.axes:
+        if ax.has_data():
+            ax.axhline(y, color="0.3", lw=1, ls="--", zorder=0)
+
+
 def fig_learning_curves(frame: pd.DataFrame, ctx: _Ctx) -> list[tuple[str, Figure, str]]:
     data = _curve_frame(frame, ctx, "loss", normalise=True)
     if data.empty:
         return []
     fig = _relplot(data, x="step", y="value", row="task", col="T", ctx=ctx,
                    xlabel="training step", ylabel="loss / baseline loss", log=True).figure
-    for ax in fig.axes:
-        if ax.has_data():
-            ax.axhline(1.0, color="0.3", lw=1, ls="--", zorder=0)
+    _reference_line(fig, 1.0)
     fig.suptitle("Learning curves: normalized training loss (dashed: baseline = 1)", y=1.02)
     return [("learning_curves", fig,
              "Training loss divided by the task's baseline loss against step; the dashed line "
@@ -505,9 +510,7 @@ def fig_grad_factor(frame: pd.DataFrame, ctx: _Ctx) -> list[tuple[str, Figure, s
     fig = _relplot(data, x="T", y="r", row="task", col="phase", ctx=ctx,
                    xlabel="sequence length T (steps)", ylabel="per-step gradient factor r",
                    log=True, markers=True).figure
-    for ax in fig.axes:
-        if ax.has_data():
-            ax.axhline(1.0, color="0.3", lw=1, ls="--", zorder=0)
+    _reference_line(fig, 1.0)
     fig.suptitle("Per-step gradient factor r (r < 1 vanishing, r > 1 exploding)", y=1.02)
     return [("grad_factor", fig,
              "Per-step gradient factor r against T at init and at the end of training; dashed "
