@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -174,10 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     spans.set_defaults(handler=_cmd_spans)
 
     report = commands.add_parser("report", help="build an HTML + Markdown comparison report")
-    report.add_argument("--store", required=True, type=Path, action="append",
-                        help="results store; repeat to compare several")
-    report.add_argument("--label", action="append", default=[],
-                        help="a label per --store, in the same order (default: file names)")
+    report.add_argument(
+        "--store",
+        required=True,
+        type=Path,
+        action="append",
+        help="results store; repeat to compare several",
+    )
+    report.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        help="a label per --store, in the same order (default: file names)",
+    )
     report.add_argument("--out", required=True, type=Path, help="output folder")
     report.set_defaults(handler=_cmd_report)
 
@@ -195,9 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
 EXTENSIONS: list[Callable[[Any], None]] = []
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (timeout, Slurm, kill) takes the same path as Ctrl-C: queued runs are
+        # cancelled, workers stopped, and everything finished so far stays in the store.
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.handler(args))
     except RnnbenchError as exc:

@@ -156,38 +156,60 @@ def _run_in_pool(
     sweep: Sweep,
     finish: Callable[[dict[str, Any]], None],
 ) -> None:
-    from rnnbench.training import error_record
-
     attempts: Counter[str] = Counter()
     context = multiprocessing.get_context("spawn")  # no fork after torch has started threads
     initargs = (threads, sweep.imports, sweep.base)
     queue = list(pending)
     while queue:
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             min(workers, len(queue)),
             mp_context=context,
             initializer=_init_worker,
             initargs=initargs,
-        ) as pool:
-            futures: dict[Future[dict[str, Any]], RunConfig] = {
-                pool.submit(_work, run, device): run for run in queue
-            }
-            queue = []
-            broken = False
-            while futures:
-                finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    run = futures.pop(future)
-                    try:
-                        finish(future.result())
-                    except BrokenProcessPool:
-                        broken = True
-                        attempts[run.run_id] += 1
-                        if attempts[run.run_id] > max_retries:
-                            finish(
-                                error_record(run, RuntimeError("worker process died"), 0.0, device)
-                            )
-                        else:
-                            queue.append(run)
-            if broken:
-                pool.shutdown(wait=True, cancel_futures=True)
+        )
+        futures = {pool.submit(_work, run, device): run for run in queue}
+        try:
+            queue = _collect(futures, attempts, max_retries, device, finish)
+        except BaseException:
+            # Interrupted (Ctrl-C, or SIGINT to this process alone): a normal shutdown would
+            # first run every queued run. Cancel them and stop the workers instead; finished
+            # runs are already committed and the interrupted ones are redone on resume.
+            _stop(pool)
+            raise
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    pool.shutdown(wait=False, cancel_futures=True)
+    # The executor has no public way to stop a running task; terminating its processes is safe
+    # because workers hold no state: only the parent writes the store.
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.terminate()
+
+
+def _collect(
+    futures: dict[Future[dict[str, Any]], RunConfig],
+    attempts: Counter[str],
+    max_retries: int,
+    device: str,
+    finish: Callable[[dict[str, Any]], None],
+) -> list[RunConfig]:
+    """Record runs as they finish. Returns the runs to retry: those lost with a worker that
+    died, until a run has been lost ``max_retries`` times (then it is recorded as ``error``)."""
+    from rnnbench.training import error_record
+
+    retry: list[RunConfig] = []
+    while futures:
+        finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+        for future in finished:
+            run = futures.pop(future)
+            try:
+                finish(future.result())
+            except BrokenProcessPool:
+                attempts[run.run_id] += 1
+                if attempts[run.run_id] > max_retries:
+                    finish(error_record(run, RuntimeError("worker process died"), 0.0, device))
+                else:
+                    retry.append(run)
+    return retry

@@ -111,7 +111,11 @@ def _git_revision() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    revision = out.stdout.strip()
+    # Outside a checkout (an installed wheel, a copied tree) git prints nothing or "HEAD".
+    return (
+        revision if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision) else None
+    )
 
 
 def environment(device: str) -> dict[str, Any]:

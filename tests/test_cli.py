@@ -155,10 +155,81 @@ def test_readme_user_cell_runs_through_worker_processes(tmp_path: Path) -> None:
         "profile_batch_size = 4\nprobe_max_lag = 2\nprobe_size = 8\n"
     )
     store = tmp_path / "cells.db"
-    done = rnnbench_cli("run", str(sweep), "--store", str(store), "--workers", "1",
-                        "--no-progress", cwd=tmp_path)
+    done = rnnbench_cli(
+        "run", str(sweep), "--store", str(store), "--workers", "1", "--no-progress", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     frame = load_results(store)
     assert sorted(frame["arch"]) == ["lstm", "mgu"] and set(frame["status"]) == {"ok"}
     mgu = frame.set_index("arch").loc["mgu"]
     assert len(mgu["profiles"][0]["norms"]) == 6 and mgu["grad_factor"] > 0
+
+
+def test_sigterm_stops_a_pooled_sweep_promptly_and_it_resumes(write_sweep, tmp_path: Path) -> None:
+    # Enough work per run that the queue is far from done when the signal arrives.
+    sweep = write_sweep(TINY_SLOW)
+    store = tmp_path / "results.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rnnbench.cli",
+            "run",
+            str(sweep),
+            "--store",
+            str(store),
+            "--workers",
+            "2",
+            "--no-progress",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if store.exists():
+            with Store(store, readonly=True) as peek:
+                if peek.count() >= 1:
+                    break
+        time.sleep(0.1)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)  # to the parent alone, as `timeout` does
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert time.monotonic() - sent < 30  # it did not run the rest of the queue first
+    assert "interrupted" in err
+    with Store(store, readonly=True) as partial:
+        assert partial.integrity_check() == "ok"
+        before = partial.count()
+    assert 1 <= before < 8
+    resumed = rnnbench_cli(
+        "run", str(sweep), "--store", str(store), "--workers", "2", "--no-progress"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    frame = load_results(store)
+    assert len(frame) == 8 and frame["run_id"].is_unique
+
+
+TINY_SLOW = """
+name = "slow"
+[grid]
+task = ["adding"]
+arch = ["rnn", "lstm"]
+seq_len = [40]
+clip = ["none", "norm:1.0"]
+seed = [0, 1]
+[model]
+hidden_size = 32
+[train]
+steps = 150
+batch_size = 32
+[diagnostics]
+checkpoints = 1
+eval_size = 64
+profile_batch_size = 8
+probe_max_lag = 4
+probe_size = 16
+"""
