@@ -161,6 +161,8 @@ def test_comparison_mode_has_label_and_difference_columns(store: Path, tmp_path:
             " probe=NULL WHERE seed = 1 AND task = 'copy'",
         ]),
         ("single_seed_single_T", ["DELETE FROM runs WHERE seed = 1 OR seq_len = 6"]),
+        # an incomplete sweep: one clip mode lacks a T entirely (a heatmap column is empty)
+        ("missing_cells", ["DELETE FROM runs WHERE clip = 'norm:1' AND seq_len = 10"]),
         ("only_errors", [
             "UPDATE runs SET status='error', error='boom', final_loss=NULL, normalized_loss=NULL,"
             " solved=NULL, grad_factor=NULL, grad_factor_init=NULL, max_grad_norm=NULL,"
