@@ -477,8 +477,10 @@ def fig_solved_heatmap(frame: pd.DataFrame, ctx: _Ctx) -> list[tuple[str, Figure
         rate = rate.reindex(index=archs, columns=lens)
         text = sub.assign(kn=sub["solved"].astype(str) + "/" + sub["runs"].astype(str)).pivot(
             index="arch", columns="seq_len", values="kn").reindex(index=archs, columns=lens)
+        # a T with no runs in this panel is an all-NaN float column: blank it as object
+        labels = text.astype(object).where(text.notna(), "").to_numpy(dtype=object)
         sns.heatmap(rate.astype(float), ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=False,
-                    annot=text.astype(object).where(text.notna(), "").to_numpy(dtype=object), fmt="", linewidths=0.5,
+                    annot=labels, fmt="", linewidths=0.5,
                     annot_kws={"fontsize": 8})
         ax.set_title(f"{task} · clip {clip}" + (f" · {label}" if ctx.multi else ""),
                      fontsize=9)
