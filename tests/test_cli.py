@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,34 +57,39 @@ def test_run_then_results_through_worker_processes(write_sweep, tmp_path: Path) 
     assert len(load_results(store)) == 8
 
 
-def test_interrupted_sweep_resumes_without_loss_or_duplicates(write_sweep, tmp_path: Path) -> None:
-    sweep, store = write_sweep(), tmp_path / "results.db"
+def start_sweep(
+    sweep: Path, store: Path, *, workers: int, at_least: int, **popen: Any
+) -> subprocess.Popen[str]:
+    """Start ``rnnbench run`` in the background; return once ``at_least`` runs are stored."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rnnbench.cli",
-            "run",
-            str(sweep),
-            "--store",
-            str(store),
-            "--workers",
-            "0",
-            "--no-progress",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill -9 once some but not all runs are in
+    command = [
+        sys.executable,
+        "-m",
+        "rnnbench.cli",
+        "run",
+        str(sweep),
+        "--store",
+        str(store),
+        "--workers",
+        str(workers),
+        "--no-progress",
+    ]
+    popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
+    process = subprocess.Popen(command, env=env, text=True, **popen)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
         if store.exists():
             with Store(store, readonly=True) as peek:
-                if 2 <= peek.count() < 8:
+                if peek.count() >= at_least:
                     break
         time.sleep(0.05)
+    return process
+
+
+def test_interrupted_sweep_resumes_without_loss_or_duplicates(write_sweep, tmp_path: Path) -> None:
+    sweep, store = write_sweep(), tmp_path / "results.db"
+    # kill -9 (the whole process group) once some but not all runs are in
+    process = start_sweep(sweep, store, workers=0, at_least=2, start_new_session=True)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     with Store(store, readonly=True) as partial:
@@ -169,32 +175,7 @@ def test_sigterm_stops_a_pooled_sweep_promptly_and_it_resumes(write_sweep, tmp_p
     # Enough work per run that the queue is far from done when the signal arrives.
     sweep = write_sweep(TINY_SLOW)
     store = tmp_path / "results.db"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rnnbench.cli",
-            "run",
-            str(sweep),
-            "--store",
-            str(store),
-            "--workers",
-            "2",
-            "--no-progress",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if store.exists():
-            with Store(store, readonly=True) as peek:
-                if peek.count() >= 1:
-                    break
-        time.sleep(0.1)
+    process = start_sweep(sweep, store, workers=2, at_least=1, stderr=subprocess.PIPE)
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)  # to the parent alone, as `timeout` does
     _, err = process.communicate(timeout=60)
