@@ -154,9 +154,9 @@ def _downsample(values: np.ndarray, points: int, reduce: Callable[..., Any]) -> 
     return {"step": steps, "value": reduced}
 
 
-def _checkpoint_steps(steps: int, checkpoints: int) -> list[int]:
+def _checkpoint_steps(steps: int, checkpoints: int) -> frozenset[int]:
     """Init (0), ``checkpoints`` evenly spaced steps, and the end (``steps``)."""
-    return sorted({round(i * steps / (checkpoints + 1)) for i in range(checkpoints + 2)})
+    return frozenset(round(i * steps / (checkpoints + 1)) for i in range(checkpoints + 2))
 
 
 def _evaluate(model: RecurrentModel, task: Task, data: Batch, chunk: int) -> dict[str, float]:
@@ -251,7 +251,7 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
         norms[step] = total
         done = step + 1
         if (step + 1) % check_every == 0 or step + 1 == settings.steps:
-            window = slice(step + 1 - ((step % check_every) + 1), step + 1)
+            window = slice(step - step % check_every, step + 1)  # the steps since the last check
             finite = torch.isfinite(losses[window]) & torch.isfinite(norms[window])
             if not bool(finite.all()):
                 diverged_step = window.start + int((~finite).nonzero()[0, 0])
