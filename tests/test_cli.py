@@ -224,41 +224,18 @@ def test_run_with_report_then_compare_two_stores(write_sweep, tmp_path: Path, ca
     assert (tmp_path / "r1" / "index.html").stat().st_size > 10_000
     assert (tmp_path / "r1" / "report.md").exists()
     assert main([*args, "--store", str(second)]) == 0
-    assert (
-        main(
-            [
-                "report",
-                "--store",
-                str(first),
-                "--store",
-                str(second),
-                "--label",
-                "base",
-                "--out",
-                str(tmp_path / "cmp"),
-            ]
-        )
-        == 2
-    )  # one label for two stores
+    compare = [
+        "report",
+        "--store",
+        str(first),
+        "--store",
+        str(second),
+        "--out",
+        str(tmp_path / "cmp"),
+    ]
+    assert main([*compare, "--label", "base"]) == 2  # one label for two stores
     assert "--label: give one label per --store" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "report",
-                "--store",
-                str(first),
-                "--store",
-                str(second),
-                "--label",
-                "base",
-                "--label",
-                "mine",
-                "--out",
-                str(tmp_path / "cmp"),
-            ]
-        )
-        == 0
-    )
+    assert main([*compare, "--label", "base", "--label", "mine"]) == 0
     assert "Δ (mine − base)" in (tmp_path / "cmp" / "report.md").read_text()
     assert main(["theory"]) == 0
     assert "0.25^10" in capsys.readouterr().out
