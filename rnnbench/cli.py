@@ -127,6 +127,72 @@ def _cmd_theory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select_runs(store_path: Path, sweep_file: Path | None) -> list[dict[str, Any]]:
+    """The store's runs, or only those of ``sweep_file`` (all of which must be there)."""
+    from rnnbench.store import Store
+
+    with Store(store_path, readonly=True) as store:
+        records = store.runs()
+    if sweep_file is None:
+        return records
+    from rnnbench.config import load_sweep
+
+    wanted = {run.run_id for run in load_sweep(sweep_file).runs}
+    chosen = [r for r in records if r["run_id"] in wanted]
+    if len(chosen) < len(wanted):
+        raise ConfigError(
+            f"--store {store_path}: has {len(chosen)} of the {len(wanted)} runs of "
+            f"{sweep_file}; run the sweep to completion first"
+        )
+    return chosen
+
+
+def _cmd_baseline_save(args: argparse.Namespace) -> int:
+    from rnnbench.regression import Baseline
+
+    records = _select_runs(args.store, args.sweep)
+    baseline = Baseline.from_records(records, sweep_name=args.sweep.stem if args.sweep else None)
+    path = baseline.save(args.out)
+    print(
+        f"baseline: {path} ({len(baseline.groups)} groups, {baseline.sweep['runs']} runs, "
+        f"sweep hash {baseline.sweep['hash']})"
+    )
+    return 0
+
+
+def _tolerance(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected METRIC=VALUE (e.g. normalized_loss=0.1), got {text!r}"
+        ) from None
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from rnnbench.regression import compare, load_baseline
+
+    baseline = load_baseline(args.baseline)
+    records = _select_runs(args.store, None)
+    result = compare(
+        baseline,
+        records,
+        alpha=args.alpha,
+        exact=args.exact,
+        allow_config_change=args.allow_config_change,
+        tolerances=dict(args.tolerance),
+        current_name=str(args.store),
+    )
+    if args.format == "json":
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(result.table(only_changed=args.only_changed))
+    return result.exit_code
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from rnnbench.models import ARCHITECTURES
     from rnnbench.tasks import TASKS
@@ -194,6 +260,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     theory = commands.add_parser("theory", help="the theory check: products of per-step factors")
     theory.set_defaults(handler=_cmd_theory)
+
+    baseline = commands.add_parser("baseline", help="stability baselines for `compare`")
+    baseline_commands = baseline.add_subparsers(dest="baseline_command", required=True)
+    save = baseline_commands.add_parser("save", help="save a store's runs as a baseline file")
+    save.add_argument("--store", required=True, type=Path, help="results store to summarise")
+    save.add_argument("--out", required=True, type=Path, help="baseline JSON file to write")
+    save.add_argument(
+        "--sweep", type=Path, default=None, help="only the runs of this sweep file (all required)"
+    )
+    save.set_defaults(handler=_cmd_baseline_save)
+
+    gate = commands.add_parser(
+        "compare",
+        help="gate: compare a store against a baseline (exit 0 ok, 1 regression, 2 bad input)",
+    )
+    gate.add_argument("baseline", type=Path, help="baseline JSON from `rnnbench baseline save`")
+    gate.add_argument("--store", required=True, type=Path, help="results store of the new runs")
+    gate.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level per check (default 0.05)"
+    )
+    gate.add_argument(
+        "--tolerance",
+        type=_tolerance,
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="override a metric's minimum effect size (repeatable)",
+    )
+    gate.add_argument(
+        "--exact",
+        action="store_true",
+        help="also require bit-identical trajectories (same machine, environment and seeds)",
+    )
+    gate.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="compare groups whose configuration differs from the baseline's (flagged)",
+    )
+    gate.add_argument("--format", choices=["table", "json"], default="table")
+    gate.add_argument("--only-changed", action="store_true", help="hide unchanged rows")
+    gate.set_defaults(handler=_cmd_compare)
 
     listing = commands.add_parser("list", help="registered tasks and architectures")
     listing.set_defaults(handler=_cmd_list)

@@ -32,11 +32,13 @@ class SweepSummary:
     skipped: int
     statuses: Counter[str] = field(default_factory=Counter)
     wall_s: float = 0.0
+    retried: int = 0  # runs resubmitted because the worker process running them died
 
     def line(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "nothing run"
+        retried = f", {self.retried} retried after a worker died" if self.retried else ""
         return (
-            f"{self.total} runs: {self.skipped} already in the store, {counts} "
+            f"{self.total} runs: {self.skipped} already in the store, {counts}{retried} "
             f"({self.wall_s:.1f} s)"
         )
 
@@ -142,7 +144,9 @@ def run_sweep(
             finally:
                 torch.set_num_threads(previous)
         else:
-            _run_in_pool(pending, workers, threads, device, max_retries, sweep, finish)
+            summary.retried = _run_in_pool(
+                pending, workers, threads, device, max_retries, sweep, finish
+            )
     summary.wall_s = time.perf_counter() - started
     return summary
 
@@ -155,7 +159,8 @@ def _run_in_pool(
     max_retries: int,
     sweep: Sweep,
     finish: Callable[[dict[str, Any]], None],
-) -> None:
+) -> int:
+    """Run ``pending`` in a spawned pool; returns how many runs had to be resubmitted."""
     attempts: Counter[str] = Counter()
     context = multiprocessing.get_context("spawn")  # no fork after torch has started threads
     initargs = (threads, sweep.imports, sweep.base)
@@ -177,6 +182,7 @@ def _run_in_pool(
             _stop(pool)
             raise
         pool.shutdown(wait=True, cancel_futures=True)
+    return sum(attempts.values())
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers import REPO, rnnbench_cli, start_sweep
 
 from rnnbench import load_results
 from rnnbench.cli import main
 from rnnbench.store import Store
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def rnnbench_cli(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "rnnbench.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        **kwargs,
-    )
 
 
 def test_run_then_results_through_worker_processes(write_sweep, tmp_path: Path) -> None:
@@ -55,54 +39,6 @@ def test_run_then_results_through_worker_processes(write_sweep, tmp_path: Path) 
     )
     assert "8 runs: 8 already in the store, nothing run" in again.stdout
     assert len(load_results(store)) == 8
-
-
-def start_sweep(
-    sweep: Path, store: Path, *, workers: int, at_least: int, **popen: Any
-) -> subprocess.Popen[str]:
-    """Start ``rnnbench run`` in the background; return once ``at_least`` runs are stored."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [
-        sys.executable,
-        "-m",
-        "rnnbench.cli",
-        "run",
-        str(sweep),
-        "--store",
-        str(store),
-        "--workers",
-        str(workers),
-        "--no-progress",
-    ]
-    popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
-    process = subprocess.Popen(command, env=env, text=True, **popen)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        if store.exists():
-            with Store(store, readonly=True) as peek:
-                if peek.count() >= at_least:
-                    break
-        time.sleep(0.05)
-    return process
-
-
-def test_interrupted_sweep_resumes_without_loss_or_duplicates(write_sweep, tmp_path: Path) -> None:
-    sweep, store = write_sweep(), tmp_path / "results.db"
-    # kill -9 (the whole process group) once some but not all runs are in
-    process = start_sweep(sweep, store, workers=0, at_least=2, start_new_session=True)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    with Store(store, readonly=True) as partial:
-        assert partial.integrity_check() == "ok"
-        before = partial.count()
-    assert 2 <= before < 8
-    resumed = rnnbench_cli(
-        "run", str(sweep), "--store", str(store), "--workers", "0", "--no-progress"
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"8 runs: {before} already in the store" in resumed.stdout
-    frame = load_results(store)
-    assert len(frame) == 8 and frame["run_id"].is_unique and set(frame["status"]) == {"ok"}
 
 
 @pytest.mark.parametrize(
