@@ -160,29 +160,41 @@ probe_size = 16
 curve_points = 10
 """
 
-PLUGIN_TEST = """
-def test_my_cell_trains_stably(rnnbench_stability):
-    rnnbench_stability("sweep.toml", baseline="baseline.json", workers=0)
-"""
+
+def readme_block(marker: str, language: str) -> str:
+    """The fenced ``language`` block of the README that contains ``marker``."""
+    blocks = (REPO / "README.md").read_text().split(f"```{language}\n")[1:]
+    return next(block.split("```")[0] for block in blocks if marker in block)
 
 
 def test_pytest_plugin_creates_accepts_and_gates(pytester: pytest.Pytester) -> None:
-    pytester.makefile(".toml", sweep=PLUGIN_SWEEP)
-    pytester.makepyfile(planted=NOTHING, test_stability=PLUGIN_TEST)
+    # The README's example test file, verbatim, against a cheap sweep placed at the path it
+    # names (tasks/regression.toml itself takes ~40 s per run of the sweep).
+    (pytester.path / "tasks").mkdir()
+    (pytester.path / "tasks" / "regression.toml").write_text(PLUGIN_SWEEP)
+    (pytester.path / "tasks" / "planted.py").write_text(NOTHING)
+    pytester.makepyfile(test_stability=readme_block("rnnbench_stability(", "python"))
 
-    missing = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    # --rnnbench-workers 0: the sweep trains inside the pytest process (no worker start-up)
+    def run(*args: str) -> pytest.RunResult:
+        return pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "--rnnbench-workers", "0", *args
+        )
+
+    missing = run()
     missing.assert_outcomes(failed=1)
     missing.stdout.fnmatch_lines(["*no baseline at*--rnnbench-update-baseline*"])
 
-    update = pytester.runpytest_subprocess("--rnnbench-update-baseline", "-s")
+    update = run("--rnnbench-update-baseline", "-s")
     update.assert_outcomes(passed=1)
     update.stdout.fnmatch_lines(["*baseline written to*baseline.json*"])
-    assert json.loads((pytester.path / "baseline.json").read_text())["sweep"]["name"] == "plugin"
+    baseline = pytester.path / "reports" / "baseline.json"
+    assert json.loads(baseline.read_text())["sweep"]["name"] == "plugin"
 
-    pytester.runpytest_subprocess().assert_outcomes(passed=1)  # unchanged code passes
+    run().assert_outcomes(passed=1)  # unchanged code passes
 
-    pytester.makepyfile(planted=CLIP_LOST)
-    regressed = pytester.runpytest_subprocess()
+    (pytester.path / "tasks" / "planted.py").write_text(CLIP_LOST)
+    regressed = run()
     regressed.assert_outcomes(failed=1)
     regressed.stdout.fnmatch_lines(
         ["*!*0/8*8/8*adding T=20 rnn_relu clip=norm:1 · diverged*", "*REGRESSION:*"]
