@@ -200,3 +200,13 @@ def test_pytest_plugin_creates_accepts_and_gates(pytester: pytest.Pytester) -> N
         ["*!*0/8*8/8*adding T=20 rnn_relu clip=norm:1 · diverged*", "*REGRESSION:*"]
     )
     assert "Traceback" not in regressed.stdout.str()  # the table is the whole message
+
+
+def test_the_plugin_costs_nothing_until_its_fixture_is_used() -> None:
+    # pytest loads it in every session of an environment with rnnbench installed
+    import subprocess
+    import sys
+
+    check = "import sys, rnnbench.pytest_plugin; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
