@@ -48,9 +48,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rnnbench.config import load_sweep
     from rnnbench.execution import run_sweep
 
+    if args.address is not None and args.executor != "ray":
+        raise ConfigError("--address: only with --executor ray")
     sweep = load_sweep(args.sweep)  # validated before the store is touched
     progress = None if args.no_progress else sys.stderr
-    print(f"sweep {sweep.name!r}: {len(sweep.runs)} runs -> {args.store}", file=sys.stderr)
     summary = run_sweep(
         sweep,
         args.store,
@@ -58,6 +59,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         threads=args.threads,
         device=args.device,
         progress=progress,
+        executor=args.executor,
+        address=args.address,
     )
     print(summary.line())
     if args.report:
@@ -205,6 +208,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from rnnbench import __version__
+    from rnnbench.execution import EXECUTORS
 
     parser = argparse.ArgumentParser(
         prog="rnnbench", description="Benchmark recurrent networks on long-range tasks."
@@ -225,9 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=None,
-        help="torch threads per worker (default: cores / workers)",
+        help="torch threads per worker (default: cores / workers; ray: 1 per run)",
     )
     run.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    run.add_argument(
+        "--executor",
+        default="local",
+        choices=EXECUTORS.names(),
+        help="local: worker processes here (default); ray: a Ray task per run (rnnbench[ray])",
+    )
+    run.add_argument(
+        "--address",
+        default=None,
+        help="with --executor ray: the cluster to use, e.g. auto or HOST:6379 "
+        "(default: a local Ray instance)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
     run.add_argument("--report", type=Path, default=None, help="build a report here afterwards")
     run.set_defaults(handler=_cmd_run)

@@ -1,9 +1,11 @@
-"""Running a sweep: worker processes train, the parent alone writes the store.
+"""Running a sweep: executors train, the parent alone writes the store.
 
 Resumable by construction: a run's key is the hash of its config, the store commits one
 transaction per finished run, and a re-run skips every run already ``ok`` or ``diverged``
-(``error`` runs are retried). A worker that dies takes only its run with it: the pool is
-rebuilt and unfinished runs are retried up to ``max_retries`` times.
+(``error`` runs are retried). Executors are registered in :data:`EXECUTORS`: ``local`` (a pool
+of spawned worker processes; a worker that dies takes only its run with it: the pool is rebuilt
+and unfinished runs are retried up to ``max_retries`` times) and ``ray`` (a Ray task per run, on
+a local Ray instance or a cluster; see :mod:`rnnbench.ray_executor`).
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from rnnbench.config import RunConfig, Sweep, import_plugins, load_sweep
 from rnnbench.errors import ConfigError
+from rnnbench.registry import Registry
 from rnnbench.store import Store
 
 DEVICES = ("cpu", "cuda")
@@ -92,6 +96,33 @@ def default_workers(device: str) -> int:
     return 1 if device == "cuda" else max(1, os.cpu_count() or 1)
 
 
+#: What an executor hands each finished run's record to (the parent's only store writer).
+Finish = Callable[[dict[str, Any]], None]
+
+#: Runs ``pending``, calling ``finish`` once per run as each finishes; returns how many runs
+#: were resubmitted because the process running them died (as far as the executor can tell).
+Runner = Callable[[list[RunConfig], Finish], int]
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """How to run a sweep, as given by the caller (``None``: the executor's default)."""
+
+    sweep: Sweep
+    device: str = "cpu"
+    workers: int | None = None
+    threads: int | None = None
+    max_retries: int = 2
+    address: str | None = None
+
+
+#: An executor validates its options and sets up (a process pool, a Ray connection) when its
+#: context is entered, before the store is touched, so bad input writes nothing; it tears down
+#: on exit. The runner it yields never writes the store: it hands records to ``finish``.
+Executor = Callable[[ExecutorOptions], AbstractContextManager[Runner]]
+EXECUTORS: Registry[Executor] = Registry("executor")
+
+
 def run_sweep(
     sweep: str | Path | Sweep,
     store: str | Path,
@@ -102,28 +133,47 @@ def run_sweep(
     max_retries: int = 2,
     progress: TextIO | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> SweepSummary:
     """Run every run of ``sweep`` not already in ``store``; returns counts by status.
 
-    ``workers=0`` trains in this process (for debugging); otherwise ``workers`` spawned worker
-    processes, each pinned to ``threads`` torch threads (default: cores / workers).
+    ``executor="local"``: ``workers=0`` trains in this process (for debugging); otherwise
+    ``workers`` spawned worker processes, each pinned to ``threads`` torch threads (default:
+    cores / workers). ``executor="ray"``: each run is a Ray task on a local Ray instance, or on
+    the cluster at ``address`` (see :mod:`rnnbench.ray_executor`). Either way this process alone
+    writes the store, one transaction per finished run.
     """
     if not isinstance(sweep, Sweep):
         sweep = load_sweep(sweep)
     if device not in DEVICES:
         raise ConfigError(f"--device: must be one of {', '.join(DEVICES)}, got {device!r}")
-    workers = default_workers(device) if workers is None else workers
-    if workers < 0:
-        raise ConfigError(f"--workers: must be >= 0, got {workers}")
-    threads = threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
+    if threads is not None and threads < 0:
+        raise ConfigError(f"--threads: must be >= 1 (or 0 for the default), got {threads}")
+    if max_retries < 0:
+        raise ConfigError(f"max_retries: must be >= 0, got {max_retries}")
+    make_executor = EXECUTORS.get(executor, "--executor")
+    options = ExecutorOptions(
+        sweep=sweep,
+        device=device,
+        workers=workers,
+        threads=threads or None,
+        max_retries=max_retries,
+        address=address,
+    )
     started = time.perf_counter()
     unique = list({run.run_id: run for run in sweep.runs}.values())
-    with Store(store) as results:
+    with make_executor(options) as execute, Store(store) as results:
         results.acquire_writer()
         done = results.completed_run_ids()
         pending = [run for run in unique if run.run_id not in done]
         summary = SweepSummary(total=len(unique), skipped=len(unique) - len(pending))
         results.set_meta(f"sweep:{sweep.name}", sweep.source)
+        if progress is not None:  # announced only once the store is known to be usable
+            progress.write(
+                f"sweep {sweep.name!r}: {len(unique)} runs, {summary.skipped} already in "
+                f"{store}, {len(pending)} to run\n"
+            )
         bar = Progress(len(pending), progress)
 
         def finish(record: dict[str, Any]) -> None:
@@ -133,22 +183,59 @@ def run_sweep(
             if on_record is not None:
                 on_record(record)
 
-        if workers == 0:
-            import torch
-
-            previous = torch.get_num_threads()
-            torch.set_num_threads(threads)
-            try:
-                for run in pending:
-                    finish(_work(run, device))
-            finally:
-                torch.set_num_threads(previous)
-        else:
-            summary.retried = _run_in_pool(
-                pending, workers, threads, device, max_retries, sweep, finish
-            )
+        if pending:
+            summary.retried = execute(pending, finish)
     summary.wall_s = time.perf_counter() - started
     return summary
+
+
+@contextmanager
+def local_executor(options: ExecutorOptions) -> Iterator[Runner]:
+    """Worker processes on this machine (``workers=0``: this process)."""
+    if options.address is not None:
+        raise ConfigError("--address: only with --executor ray")
+    workers = default_workers(options.device) if options.workers is None else options.workers
+    if workers < 0:
+        raise ConfigError(f"--workers: must be >= 0, got {workers}")
+    threads = options.threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+    def run(pending: list[RunConfig], finish: Finish) -> int:
+        if workers:
+            return _run_in_pool(
+                pending,
+                workers,
+                threads,
+                options.device,
+                options.max_retries,
+                options.sweep,
+                finish,
+            )
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            for config in pending:
+                finish(_work(config, options.device))
+        finally:
+            torch.set_num_threads(previous)
+        return 0
+
+    yield run
+
+
+@contextmanager
+def _ray(options: ExecutorOptions) -> Iterator[Runner]:
+    # Imported on use: rnnbench.ray_executor imports this module (a cycle otherwise), and it is
+    # only needed, and Ray only imported, when a sweep asks for this executor.
+    from rnnbench.ray_executor import ray_executor
+
+    with ray_executor(options) as run:
+        yield run
+
+
+EXECUTORS.add("local", local_executor)
+EXECUTORS.add("ray", _ray)
 
 
 def _run_in_pool(
@@ -158,7 +245,7 @@ def _run_in_pool(
     device: str,
     max_retries: int,
     sweep: Sweep,
-    finish: Callable[[dict[str, Any]], None],
+    finish: Finish,
 ) -> int:
     """Run ``pending`` in a spawned pool; returns how many runs had to be resubmitted."""
     attempts: Counter[str] = Counter()
@@ -199,7 +286,7 @@ def _collect(
     attempts: Counter[str],
     max_retries: int,
     device: str,
-    finish: Callable[[dict[str, Any]], None],
+    finish: Finish,
 ) -> list[RunConfig]:
     """Record runs as they finish. Returns the runs to retry: those lost with a worker that
     died, until a run has been lost ``max_retries`` times (then it is recorded as ``error``)."""

@@ -81,8 +81,7 @@ def assert_clean_refusal(code: int, err: str) -> None:
     assert code == 2, err
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("rnnbench: error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert len(lines) == 1 and lines[0].startswith("rnnbench: error: "), err
 
 
 # --- invalid sweep files ----------------------------------------------------------------------

@@ -1,0 +1,161 @@
+"""The ``ray`` executor: every run is a Ray task; the driver (this process) alone writes the store.
+
+``rnnbench run SWEEP --store DB --executor ray`` starts a private local Ray instance;
+``--address ADDR`` (e.g. ``auto`` on a cluster node) sends the tasks to a running cluster
+instead. Records come back to the driver as tasks finish and each is committed at once, so
+killing the driver loses no finished run and a re-run resumes like the local executor.
+
+Same config, seed and ``--threads`` give the same trajectory as the local executor: a task pins
+torch to ``threads`` threads (default 1, and that many Ray CPUs are reserved for it), enables
+flush-to-zero exactly as a local worker does, and calls the same :func:`execute_run`.
+
+A task whose worker process (or node) dies is resubmitted by Ray itself up to ``max_retries``
+times; Python exceptions are not retried (``execute_run`` turns them into ``error`` records, so
+there are none to retry). A task that still fails becomes an ``error`` record, retried on the
+next re-run. Ray keeps its retry count to itself, so :attr:`SweepSummary.retried` stays 0 here.
+
+Ray is an optional dependency (``pip install 'rnnbench[ray]'``), imported only when this
+executor is used. On a cluster, the modules a sweep lists in ``imports`` must be importable on
+every node (installed, on a shared file system, or shipped with a Ray ``runtime_env``); see
+``docs/cluster.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+from rnnbench.config import RunConfig, import_plugins
+from rnnbench.errors import ConfigError
+from rnnbench.execution import ExecutorOptions, Finish, Runner
+from rnnbench.training import error_record, execute_run
+
+NOT_INSTALLED = "--executor ray: Ray is not installed; pip install 'rnnbench[ray]'"
+
+
+def _train(
+    config: RunConfig, device: str, threads: int, imports: tuple[str, ...], base: str | None
+) -> dict[str, Any]:
+    """One run, in a Ray worker process. Ray reuses its workers for later tasks (possibly of
+    another sweep), so the torch settings and the sweep's imports are applied per task."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    try:
+        import_plugins(imports, base)
+    except ConfigError as exc:
+        # A node that cannot import the sweep's modules: the record says which one and why,
+        # instead of a Ray traceback.
+        return error_record(config, exc, 0.0, device)
+    return execute_run(config, device)
+
+
+@contextmanager
+def ray_executor(options: ExecutorOptions) -> Iterator[Runner]:
+    """Connect to Ray (or start a local instance) and yield a runner; shut down only an
+    instance started here. A connection that already exists in this process (a notebook or a
+    script that called ``ray.init``) is used as it is and left running."""
+    workers = options.workers
+    if workers is not None and workers < 1:
+        raise ConfigError(
+            f"--workers: must be >= 1 with --executor ray, got {workers} "
+            "(0 = in this process is --executor local only)"
+        )
+    if workers is not None and options.address is not None:
+        raise ConfigError(
+            "--workers: not with --address; the cluster's CPUs decide how many runs go at once "
+            "(--threads sets the CPUs per run)"
+        )
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(NOT_INSTALLED) from None
+    threads = options.threads or 1
+    gpus = 1 if options.device == "cuda" else 0
+    started = _connect(ray, options, threads)
+    try:
+        if gpus and not ray.cluster_resources().get("GPU"):
+            # Ray would queue GPU tasks forever on a cluster without GPUs.
+            raise ConfigError("--device cuda: the Ray cluster has no GPU")
+        task = ray.remote(
+            max_retries=options.max_retries,
+            retry_exceptions=False,
+            num_cpus=threads,
+            num_gpus=gpus,
+        )(_train)
+
+        def run(pending: list[RunConfig], finish: Finish) -> int:
+            args = (options.device, threads, options.sweep.imports, options.sweep.base)
+            refs = {task.remote(config, *args): config for config in pending}
+            _collect(ray, refs, options.device, finish)
+            return 0
+
+        yield run
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _connect(ray: ModuleType, options: ExecutorOptions, threads: int) -> bool:
+    """``ray.init`` as this executor needs it; returns whether it started a new connection."""
+    if ray.is_initialized():
+        return False
+    settings: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,  # a worker's output goes to Ray's log files, not over the bar
+        "logging_level": logging.WARNING,
+    }
+    if options.address is None:
+        # "local": a private instance even when RAY_ADDRESS or a running cluster is around,
+        # sized so that --workers means runs at once, as with the local executor.
+        cores = os.cpu_count() or 1
+        cpus = options.workers * threads if options.workers else max(cores, threads)
+        settings.update(address="local", num_cpus=cpus)
+    else:
+        settings["address"] = options.address
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if on_main else None
+    try:
+        ray.init(**settings)
+    except ConnectionError as exc:
+        raise ConfigError(f"--address {options.address}: {exc}") from None
+    finally:
+        # ray.init installs a SIGTERM handler that exits at once; put back the caller's (the
+        # CLI's turns SIGTERM into KeyboardInterrupt, which cancels the tasks below).
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return True
+
+
+def _collect(ray: ModuleType, refs: dict[Any, RunConfig], device: str, finish: Finish) -> None:
+    """Hand each record to ``finish`` as its task completes. Interrupted (Ctrl-C, SIGTERM, or
+    ``finish`` failing), cancel every task still queued or running, then re-raise."""
+    from ray.exceptions import RayError
+
+    waiting = list(refs)
+    try:
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            for ref in ready:
+                config = refs.pop(ref)
+                try:
+                    record = ray.get(ref)
+                except RayError as exc:
+                    # Retries used up (worker or node died each time), or cancelled by Ray:
+                    # an error record, which the next re-run retries, never a crashed sweep.
+                    record = error_record(config, exc, 0.0, device)
+                finish(record)
+    except BaseException:
+        for ref in refs:
+            # Best effort while unwinding: a failing cancel must not hide the interrupt.
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
