@@ -103,6 +103,11 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class DiagnosticSettings:
+    # false: train and evaluate only. The per-step loss and pre-clip gradient norm, the
+    # divergence check and the final evaluation (solved, normalized_loss) stay; the gradient
+    # profiles, per-parameter norms and the memory probe are skipped, so their record fields
+    # are NaN / None / empty. For timing a sweep, or when only the learning outcome matters.
+    enabled: bool = True
     # gradient profiles and per-parameter norms at init, at this many checkpoints, and at the end
     checkpoints: int = field(default=4, metadata=_range(0, 1000))
     # the fixed held-out set that judges `solved` (same for every run of a task)
@@ -160,6 +165,10 @@ class RunConfig:
         so the same run in two sweep files is the same run."""
         data = self.to_dict()
         data.pop("sweep")
+        # ``diagnostics.enabled`` came after stores existed: hashing its default would change
+        # every existing run id and re-run whole stores, so only ``false`` is part of the hash.
+        if data["diagnostics"]["enabled"]:
+            del data["diagnostics"]["enabled"]
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -393,6 +393,8 @@ def _profile_frame(frame: pd.DataFrame, ctx: _Ctx) -> pd.DataFrame:
                              run.seed, phase, t, value))
     data = pd.DataFrame(rows, columns=["label", "task", "T", "arch", "clip", "seed", "phase",
                                        "t", "norm"])
+    # with no profile at all (diagnostics off) the empty frame's columns are object-typed
+    data["norm"] = data["norm"].astype(np.float64)
     # a norm that underflowed to exactly 0 ("below float floor") has no logarithm: mask it
     data = data[np.isfinite(data["norm"]) & (data["norm"] > 0)].copy()
     data["series"] = _series(data, ctx.multi)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import rnnbench
 from rnnbench import ConfigError, load_sweep, parse_sweep
 from tests.conftest import TINY_SWEEP
 
@@ -31,6 +32,29 @@ def test_run_id_is_a_canonical_hash_of_the_config() -> None:
     assert parse_sweep(data).runs[0].run_id == a.run_id  # the sweep's name is not part of it
     data["train"]["lr"] = 0.01
     assert parse_sweep(data).runs[0].run_id != a.run_id
+
+
+def test_diagnostics_switch_and_stable_run_ids() -> None:
+    default = parse_sweep(tiny()).runs
+    assert all(r.diagnostics.enabled for r in default)
+    # Run ids of existing stores do not change: these were computed before the switch existed.
+    assert [r.run_id for r in default[:3]] == [
+        "51a48f0bd6f95b4d",
+        "40312a4cdbb8d36e",
+        "9b03333f55728a2b",
+    ]
+    data = tiny()
+    data["diagnostics"]["enabled"] = True
+    assert [r.run_id for r in parse_sweep(data).runs] == [r.run_id for r in default]
+    data["diagnostics"]["enabled"] = False
+    off = parse_sweep(data).runs
+    assert not any(r.diagnostics.enabled for r in off)
+    assert {r.run_id for r in off}.isdisjoint(r.run_id for r in default)
+    # the stored config round-trips, and a config stored before the switch reads as enabled
+    assert rnnbench.RunConfig.from_dict(off[0].to_dict()) == off[0]
+    old = default[0].to_dict()
+    del old["diagnostics"]["enabled"]
+    assert rnnbench.RunConfig.from_dict(old) == default[0]
 
 
 def test_per_task_overrides() -> None:
@@ -89,6 +113,14 @@ def test_per_task_overrides() -> None:
         ),
         (lambda d: d.update(tasks={"parity": {}}), r"^tasks.parity: not in grid.task"),
         (lambda d: d.update(imports=["no_such_module_xyz"]), r"^imports: cannot import"),
+        (
+            lambda d: d["diagnostics"].update(enabled="no"),
+            r"^diagnostics.enabled: expected true/false, got 'no'$",
+        ),
+        (
+            lambda d: d["diagnostics"].update(enabled=0),
+            r"^diagnostics.enabled: expected true/false, got 0$",
+        ),
     ],
 )
 def test_bad_input_names_the_field(edit, message: str) -> None:

@@ -1,12 +1,16 @@
 """The training loop: clipping really clips, divergence is data, runs are deterministic."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 import rnnbench
+import rnnbench.training
 from rnnbench.config import parse_sweep
+from rnnbench.report import build_report
+from rnnbench.store import Store, load_results
 from rnnbench.training import CLIPPERS, execute_run, train_run
 
 
@@ -154,3 +158,66 @@ def test_global_rng_is_untouched() -> None:
     state = torch.random.get_rng_state()
     train_run(run_config())
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_divergence_checked_in_blocks_is_located_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The GPU path reads the per-step values every 50 steps; run that block logic on the CPU
+    # with blocks of 8 and check it finds the same step and keeps the same curves as per-step.
+    config = run_config(
+        arch="rnn_relu",
+        model__init="identity",
+        train__lr=2.0,
+        train__optimizer="sgd",
+        train__steps=60,
+        seq_len=20,
+    )
+    per_step = train_run(config)
+    monkeypatch.setattr(rnnbench.training, "_check_interval", lambda device: 8)
+    blocked = train_run(config)
+    assert per_step["status"] == "diverged" and 8 < per_step["diverged_step"] < 60
+    assert per_step["diverged_step"] % 8 != 7  # the bad step is inside a block, not at its end
+    for field in ("diverged_step", "steps", "curves", "max_grad_norm", "clipped_fraction"):
+        assert blocked[field] == per_step[field], field
+    assert blocked["metrics"]["trajectory_hash"] == per_step["metrics"]["trajectory_hash"]
+    # the norm of the step that diverged is kept (one more point than the loss curve)
+    assert len(per_step["curves"]["grad_norm"]["value"]) == per_step["diverged_step"] + 1
+
+
+def test_diagnostics_off_trains_the_same_run_and_still_stores_and_reports(tmp_path: Path) -> None:
+    on_config = run_config(arch="lstm", clip="norm:1.0", train__steps=12)
+    off_config = run_config(
+        arch="lstm", clip="norm:1.0", train__steps=12, diagnostics__enabled=False
+    )
+    assert off_config.run_id != on_config.run_id  # a different run: its record lacks the profiles
+    on, off = train_run(on_config), train_run(off_config)
+    # Diagnostics never touch the training state or its random streams.
+    assert off["metrics"]["trajectory_hash"] == on["metrics"]["trajectory_hash"]
+    for field in ("status", "steps", "final_loss", "normalized_loss", "accuracy", "solved"):
+        assert off[field] == on[field], field
+    for field in ("curves", "max_grad_norm", "clipped_fraction", "baseline_loss"):
+        assert off[field] == on[field], field
+    assert off["profiles"] == [] and off["param_stats"] == [] and off["probe"] == {"r2": []}
+    for field in ("grad_factor", "grad_factor_init", "memory_capacity"):
+        assert math.isnan(off[field]), field
+    assert off["grad_span"] is None and off["grad_span_init"] is None and off["probe_span"] is None
+
+    db = tmp_path / "runs.db"
+    with Store(db) as store:
+        store.record_run(on)
+        store.record_run(off)
+    row = load_results(db).set_index("run_id").loc[off["run_id"]]
+    assert row["status"] == "ok" and row["final_loss"] == off["final_loss"]
+    assert math.isnan(row["grad_factor"]) and math.isnan(row["memory_capacity"])
+    assert bool(row["solved"]) == off["solved"]
+    # One report over both: the run without profiles adds gaps, not errors.
+    index = build_report([db], tmp_path / "report")
+    assert "Gradient norm through time" in index.read_text(encoding="utf-8")
+
+
+def test_a_report_of_runs_without_diagnostics_only(tmp_path: Path) -> None:
+    config = run_config(train__steps=4, diagnostics__enabled=False)
+    db = tmp_path / "runs.db"
+    with Store(db) as store:
+        store.record_run(train_run(config))
+    index = build_report([db], tmp_path / "report")
+    assert "No data: no finished run recorded this quantity." in index.read_text(encoding="utf-8")
