@@ -221,3 +221,39 @@ def test_a_report_of_runs_without_diagnostics_only(tmp_path: Path) -> None:
         store.record_run(train_run(config))
     index = build_report([db], tmp_path / "report")
     assert "No data: no finished run recorded this quantity." in index.read_text(encoding="utf-8")
+
+
+class _DelayLine(torch.nn.Module):
+    """h_t = (x_t, x_{t-1}, ..., x_{t-depth+1}): a network that remembers exactly ``depth - 1``
+    steps back and nothing beyond, so its probe must say so."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__()
+        self.depth = depth
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # the probe reads the device from it
+
+    def core(self, x: torch.Tensor) -> torch.Tensor:
+        shifted = [
+            torch.nn.functional.pad(x, (0, 0, k, 0))[:, : x.shape[1]] for k in range(self.depth)
+        ]
+        return torch.cat(shifted, dim=-1)
+
+
+@pytest.mark.parametrize("task_name", ["copy", "adding"])
+def test_memory_probe_measures_what_a_delay_line_remembers(task_name: str) -> None:
+    from rnnbench.memory import memory_probe
+
+    task = rnnbench.make_task(task_name, seq_len=40)
+    probe = memory_probe(
+        _DelayLine(depth=6),  # type: ignore[arg-type]
+        task,
+        torch.Generator().manual_seed(0),
+        max_lag=12,
+        size=256,
+        ridge=1e-6,
+    )
+    assert len(probe.r2) == 12
+    assert all(r > 0.99 for r in probe.r2[:5]), probe.r2  # lags 1..5 are in the state
+    assert all(r < 0.1 for r in probe.r2[5:]), probe.r2  # i.i.d. inputs beyond it are not
+    assert probe.probe_span == 5
+    assert probe.memory_capacity == pytest.approx(sum(probe.r2)) and 4.9 < probe.memory_capacity < 6
