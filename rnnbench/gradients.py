@@ -18,6 +18,16 @@ Exactness without giving up the fused kernels (cuDNN / MKL) for the built-in cor
   ``dL/dh_{t-1} = out.grad[t-1] + p.grad[t] + W_hn^T (r_t * q.grad[t]) + z_t * dL/dh_t``,
   a cheap elementwise backward scan.
 * user cells: a zero perturbation added to h_t inside the unrolled loop; its gradient is dL/dh_t.
+
+The built-ins have both paths: the fused probe (``"probe"``) and the same perturbation on a
+loop over the functional cells (``"loop"``: ``torch.lstm_cell`` & co., one backward). Which is
+faster depends on the device: on a GPU the loop pays a kernel launch per op per step (30-60x a
+fused step, REFERENCE.md), on the 2-core CPU the loop is up to 3x *faster* than the probe
+(``bench/profile_cost.py``; MKL's fused GRU/LSTM backward gains nothing over per-step
+GEMMs there). :func:`default_profile_method` encodes those measurements as a fixed rule per
+device type, architecture and width, not a timing taken at run time, so a run's profile never
+depends on the machine's load. Both are exact; they agree to float rounding
+(tests/test_gradients.py).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,32 +53,43 @@ SPAN_THRESHOLD = 1e-6
 
 
 def gradient_norms_through_time(
-    model: RecurrentModel, task: Task, batch: Batch, *, full_loss: bool = False
+    model: RecurrentModel,
+    task: Task,
+    batch: Batch,
+    *,
+    full_loss: bool = False,
+    method: str | None = None,
 ) -> Tensor:
     """Exact ||dL/dh_t|| (Frobenius norm over batch and hidden units) for every step t.
 
     ``L`` is the task's dependency loss (:meth:`Task.dependency_loss`: for the copy task the
     recall steps' cross-entropy terms; for adding the whole loss) unless ``full_loss``.
     Returns a float64 tensor of length ``task.total_len``; exact zeros mean the gradient fell
-    below the float floor (see :func:`summarize_profile`).
+    below the float floor (see :func:`summarize_profile`). ``method`` (``"probe"`` or
+    ``"loop"``) picks the path for the built-in cores; by default the device's
+    (:func:`default_profile_method`). User cells always use their own unrolled loop.
     """
     loss_fn = task.loss if full_loss else task.dependency_loss
 
     def loss_of_hidden(hidden: Tensor) -> Tensor:
         return loss_fn(model.head(hidden), batch)
 
-    grads = hidden_gradients(model.core, batch.x, loss_of_hidden)
+    grads = hidden_gradients(model.core, batch.x, loss_of_hidden, method)
     return grads.double().square().sum(dim=(0, 2)).sqrt()
 
 
 @functools.singledispatch
-def hidden_gradients(core: RecurrentCore, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:
+def hidden_gradients(
+    core: RecurrentCore, x: Tensor, loss_of_hidden: HiddenLoss, method: str | None = None
+) -> Tensor:
     """dL/dh_t ``[B, T, H]`` of the top layer, exactly. Dispatches on the core's type."""
     raise TypeError(f"no gradient profile for core type {type(core).__name__}")
 
 
 @hidden_gradients.register
-def _cell_core(core: CellCore, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:
+def _cell_core(
+    core: CellCore, x: Tensor, loss_of_hidden: HiddenLoss, method: str | None = None
+) -> Tensor:
     batch, steps = x.shape[:2]
     perturbation = torch.zeros(
         steps, batch, core.hidden_size, device=x.device, dtype=x.dtype, requires_grad=True
@@ -115,8 +137,66 @@ def _top_layer_input(core: TorchCore, x: Tensor) -> Tensor:
         return _fused(core, x, lower, core.num_layers - 1)
 
 
+def default_profile_method(device_type: str, mode: str, hidden_size: int) -> str:
+    """The faster exact path for a built-in core, from measurements on the 2-core CPU (copy
+    task, ``docs/performance.md``): the loop costs 0.3-0.6x the probe for the GRU at every
+    shape, 0.6-1.0x for the vanilla RNN, and for the LSTM 0.5-0.7x at hidden 128 but 1.3-2x at
+    hidden <= 64 (a few ms either way there). On a GPU the probe (fused cuDNN) wins by 30x+."""
+    if device_type != "cpu" or (mode == "lstm" and hidden_size < 128):
+        return "probe"
+    return "loop"
+
+
 @hidden_gradients.register
-def _torch_core(core: TorchCore, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:
+def _torch_core(
+    core: TorchCore, x: Tensor, loss_of_hidden: HiddenLoss, method: str | None = None
+) -> Tensor:
+    method = method or default_profile_method(x.device.type, core.mode, core.hidden_size)
+    if method not in _TORCH_CORE_METHODS:
+        raise ValueError(
+            f"profile method: expected one of {sorted(_TORCH_CORE_METHODS)}, got {method!r}"
+        )
+    return _TORCH_CORE_METHODS[method](core, x, loss_of_hidden)
+
+
+# torch.<mode>_cell(input, hx, w_ih, w_hh, b_ih, b_hh): one step of the same cell as the fused
+# kernel (same gate order and equations), on plain tensors.
+_CELL_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "rnn_tanh": torch.rnn_tanh_cell,
+    "rnn_relu": torch.rnn_relu_cell,
+    "lstm": torch.lstm_cell,
+    "gru": torch.gru_cell,
+}
+
+
+def _loop(core: TorchCore, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:
+    """The top layer unrolled over its functional cell, a zero perturbation added to each h_t:
+    the perturbation's gradient is dL/dh_t, all steps in one backward pass. The weights are
+    detached, so the backward computes no weight gradients."""
+    inputs = _top_layer_input(core, x)
+    w_ih, w_hh, b_ih, b_hh = (p.detach() for p in core.layer_params(core.num_layers - 1))
+    cell = _CELL_FUNCTIONS[core.mode]
+    batch, steps = inputs.shape[:2]
+    perturbation = torch.zeros(
+        steps, batch, core.hidden_size, device=x.device, dtype=x.dtype, requires_grad=True
+    )
+    h = torch.zeros(batch, core.hidden_size, device=x.device, dtype=x.dtype)
+    c = h
+    outputs = []
+    with torch.enable_grad():
+        for u, p in zip(inputs.unbind(1), perturbation.unbind(0), strict=True):
+            if core.mode == "lstm":
+                h, c = cell(u, (h, c), w_ih, w_hh, b_ih, b_hh)
+            else:
+                h = cell(u, h, w_ih, w_hh, b_ih, b_hh)
+            h = h + p
+            outputs.append(h)
+        (grad,) = torch.autograd.grad(loss_of_hidden(torch.stack(outputs, 1)), perturbation)
+    return grad.transpose(0, 1)
+
+
+def _probe(core: TorchCore, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:
+    """The fused kernel run on ``[u_t, p_t]`` (see the module docstring)."""
     inputs = _top_layer_input(core, x)
     w_ih, w_hh, b_ih, b_hh = (p.detach() for p in core.layer_params(core.num_layers - 1))
     hidden_size = core.hidden_size
@@ -191,6 +271,12 @@ def _gru_scan(
 
 def _zero_if_none(grad: Tensor | None, zeros: Tensor) -> Tensor:
     return zeros if grad is None else grad
+
+
+_TORCH_CORE_METHODS: dict[str, Callable[[TorchCore, Tensor, HiddenLoss], Tensor]] = {
+    "probe": _probe,
+    "loop": _loop,
+}
 
 
 # --- summary statistics ------------------------------------------------------------------------

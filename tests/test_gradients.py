@@ -47,22 +47,31 @@ def reference_norms(
     return torch.stack([h.grad.double().norm() for h in hs])
 
 
+@pytest.mark.parametrize("method", ["probe", "loop", None])
 @pytest.mark.parametrize("arch", ["rnn", "rnn_relu", "lstm", "gru"])
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("task_name", ["copy", "adding"])
-def test_profile_is_exact(arch: str, layers: int, task_name: str) -> None:
+def test_profile_is_exact(arch: str, layers: int, task_name: str, method: str | None) -> None:
     task = rnnbench.make_task(task_name, seq_len=25)
     model = rnnbench.make_model(
         arch, task, hidden_size=16, num_layers=layers, seed=3, init="orthogonal", init_gain=1.2
     )
     batch = task.sample(8, torch.Generator().manual_seed(1))
-    ours = rnnbench.gradient_norms_through_time(model, task, batch)
+    ours = rnnbench.gradient_norms_through_time(model, task, batch, method=method)
     # the computation leaves no gradients on the model's parameters
     assert all(p.grad is None for p in model.parameters())
     reference = reference_norms(model, task, batch)
     assert ours.shape == (task.total_len,)
     assert ours.dtype == torch.float64
     torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-30)
+
+
+def test_an_unknown_profile_method_is_named() -> None:
+    task = rnnbench.make_task("adding", seq_len=5)
+    model = rnnbench.make_model("lstm", task, hidden_size=4, seed=0)
+    batch = task.sample(2, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"expected one of \['loop', 'probe'\], got 'fast'"):
+        rnnbench.gradient_norms_through_time(model, task, batch, method="fast")
 
 
 def test_profile_of_a_user_cell_is_exact() -> None:
