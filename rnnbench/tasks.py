@@ -34,7 +34,16 @@ class Batch:
     y: Tensor
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.x.to(device), self.y.to(device))
+        if torch.device(device).type != "cuda" or self.x.device.type != "cpu":
+            return Batch(self.x.to(device), self.y.to(device))
+        # A blocking copy from pageable memory waits for every kernel queued before it, so the
+        # host would sample batch k+1 only after step k finished on the GPU. Pinned memory and
+        # an asynchronous copy let sampling overlap the previous step; the caching host
+        # allocator keeps each pinned buffer alive until its copy has completed.
+        return Batch(
+            self.x.pin_memory().to(device, non_blocking=True),
+            self.y.pin_memory().to(device, non_blocking=True),
+        )
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
