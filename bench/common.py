@@ -1,16 +1,25 @@
-"""Plain-PyTorch references the benchmarks measure rnnbench against, in the same process."""
+"""Plain-PyTorch references the benchmarks measure rnnbench against, in the same process, and
+the helpers that time them side by side (a shared, noisy machine: only ratios of interleaved
+measurements mean anything)."""
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 import rnnbench
+from rnnbench.config import ClipSpec, RunConfig
 from rnnbench.tasks import Batch, Task
+from rnnbench.training import derive_seed, generator, trajectory_hash
 
 
 def plain_step(
@@ -67,3 +76,137 @@ def median_seconds(fn: Callable[[], object], repeats: int, device: str) -> float
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``lscpu``'s "Model name"), for the header of every table."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line(device: str = "cpu") -> str:
+    if device.startswith("cuda"):
+        return f"device {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    return (
+        f"device {cpu_name()} ({torch.get_num_threads()} torch threads, "
+        f"{torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}"
+    )
+
+
+@dataclass
+class PlainResult:
+    """The per-step values of a plain run, left as tensors: reading them inside the loop
+    would cost a host read per step that the reference does not pay."""
+
+    losses: list[torch.Tensor]
+    norms: list[torch.Tensor]
+
+    @property
+    def trajectory_hash(self) -> str:
+        values = torch.stack(self.losses).double().cpu().numpy()
+        grad = torch.stack(self.norms).double().cpu().numpy() if self.norms else np.zeros(0)
+        return trajectory_hash(values, grad)
+
+    def loss_values(self) -> list[float]:
+        return [float(v) for v in torch.stack(self.losses).double().cpu()]
+
+
+def plain_training(config: RunConfig, device: str = "cpu") -> Callable[[], PlainResult]:
+    """The run ``config`` describes, as a researcher writes it: the same model and weights, the
+    same optimizer and batches (the run's own training stream) as ``train_run``, nothing else:
+    nn.X + linear head, zero_grad, backward, clip_grad_norm_ (if the config clips by norm),
+    optimizer step. Returns a function that trains a fresh model; its result's trajectory hash
+    equals the rnnbench record's when both did the same work (computed when read, after the
+    clock has stopped)."""
+    task = config.make_task()
+    clip = ClipSpec.parse(config.clip)
+    if clip.mode not in ("none", "norm"):
+        raise ValueError(f"plain_training: clip {config.clip!r} has no plain equivalent here")
+    optimizers = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
+    settings = config.train
+
+    def train() -> PlainResult:
+        model = rnnbench.make_model(
+            config.arch,
+            task,
+            hidden_size=config.model.hidden_size,
+            num_layers=config.model.num_layers,
+            init=config.model.init,
+            init_gain=config.model.init_gain,
+            seed=derive_seed("model", config.seed),
+        ).to(device)
+        optimizer = optimizers[settings.optimizer](model.parameters(), lr=settings.lr)
+        data = generator("train", config.seed)
+        losses: list[torch.Tensor] = []
+        norms: list[torch.Tensor] = []
+        for _ in range(settings.steps):
+            batch = task.sample(settings.batch_size, data).to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = task.loss(model(batch.x), batch)
+            loss.backward()
+            if clip.mode == "norm":
+                norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), clip.threshold))
+            optimizer.step()
+            losses.append(loss.detach())
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return PlainResult(losses, norms)
+
+    return train
+
+
+def interleaved(
+    variants: dict[str, Callable[[], Any]], repeats: int, *, warmup: bool = True
+) -> dict[str, list[tuple[float, Any]]]:
+    """Run every variant ``repeats`` times, round-robin, rotating the order each round so drift
+    in the machine's load (other jobs share it) hits every variant alike. Returns, per variant,
+    (seconds, result) of each repeat. ``warmup`` runs each once first, untimed."""
+    names = list(variants)
+    if warmup:
+        for name in names:
+            variants[name]()
+    out: dict[str, list[tuple[float, Any]]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            result = variants[name]()
+            out[name].append((time.perf_counter() - start, result))
+    return out
+
+
+def median_ratio(num: list[tuple[float, Any]], den: list[tuple[float, Any]]) -> float:
+    """Median over repeats of the paired ratio num/den (the same round of ``interleaved``)."""
+    return statistics.median(a / b for (a, _), (b, _) in zip(num, den, strict=True))
+
+
+def median_s(times: list[tuple[float, Any]]) -> float:
+    return statistics.median(t for t, _ in times)
+
+
+#: gate blocks per recurrent weight matrix: the g in the FLOP formulas of docs/performance.md
+GATES = {"rnn": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+
+
+def train_step_flops(
+    arch: str, steps: int, batch: int, hidden: int, inputs: int, outputs: int
+) -> float:
+    """Matmul FLOPs of one training step of a 1-layer built-in model (docs/performance.md):
+    forward 2·B·(I+H)·gH per time step for the gates plus 2·B·H·O for the head (applied at
+    every step), backward twice the forward. Elementwise gate math and the optimizer are
+    O(T·B·g·H) and O(parameters): under 2% at the shapes benchmarked here, left out."""
+    g = GATES[arch]
+    forward = steps * (2 * batch * (inputs + hidden) * g * hidden + 2 * batch * hidden * outputs)
+    return 3.0 * forward
+
+
+def load_line() -> str:
+    """The 1/5/15-minute load averages: on a shared machine, the context every figure needs."""
+    try:
+        return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "load average unknown"
