@@ -19,7 +19,7 @@ from torch import nn
 import rnnbench
 from rnnbench.config import ClipSpec, RunConfig
 from rnnbench.tasks import Batch, Task
-from rnnbench.training import derive_seed, generator, trajectory_hash
+from rnnbench.training import build_model, generator, trajectory_hash
 
 
 def plain_step(
@@ -131,15 +131,7 @@ def plain_training(config: RunConfig, device: str = "cpu") -> Callable[[], Plain
     settings = config.train
 
     def train() -> PlainResult:
-        model = rnnbench.make_model(
-            config.arch,
-            task,
-            hidden_size=config.model.hidden_size,
-            num_layers=config.model.num_layers,
-            init=config.model.init,
-            init_gain=config.model.init_gain,
-            seed=derive_seed("model", config.seed),
-        ).to(device)
+        model = build_model(config, task, device)
         optimizer = optimizers[settings.optimizer](model.parameters(), lr=settings.lr)
         data = generator("train", config.seed)
         losses: list[torch.Tensor] = []

@@ -228,6 +228,19 @@ def _param_stats(model: nn.Module, step: int) -> dict[str, Any]:
     }
 
 
+def build_model(config: RunConfig, task: Task, device: str = "cpu") -> RecurrentModel:
+    """The run's model with its initial weights (seeded from the run's seed alone)."""
+    return make_model(
+        config.arch,
+        task,
+        hidden_size=config.model.hidden_size,
+        num_layers=config.model.num_layers,
+        init=config.model.init,
+        init_gain=config.model.init_gain,
+        seed=derive_seed("model", config.seed),
+    ).to(device)
+
+
 def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     """Train one run and return its record (see :mod:`rnnbench.store` for the fields).
 
@@ -239,15 +252,7 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     torch.set_flush_denormal(True)
     task = config.make_task()
     settings, diag = config.train, config.diagnostics
-    model = make_model(
-        config.arch,
-        task,
-        hidden_size=config.model.hidden_size,
-        num_layers=config.model.num_layers,
-        init=config.model.init,
-        init_gain=config.model.init_gain,
-        seed=derive_seed("model", config.seed),
-    ).to(device)
+    model = build_model(config, task, device)
     model.train()  # cuDNN's RNN backward needs training mode; there is no dropout to switch
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = OPTIMIZERS.get(settings.optimizer, "train.optimizer")(params, settings)
