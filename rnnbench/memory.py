@@ -9,13 +9,16 @@ with r^2(k) >= 0.5.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 
 from rnnbench.models import RecurrentModel
 from rnnbench.tasks import Task
+
+if TYPE_CHECKING:  # pandas costs ~0.4 s to import; the training workers never need it
+    import pandas as pd
 
 #: r^2 at or above this counts as "remembered" for the probe span.
 PROBE_SPAN_R2 = 0.5
@@ -92,6 +95,7 @@ def _ridge_r2(
 def task_spans(results: pd.DataFrame) -> pd.DataFrame:
     """Task span per (task, arch, clip): the largest T solved by at least half of the seeds,
     and the smallest T that is not. NaN where no T (or every T) qualifies."""
+    import pandas as pd
     if results.empty:
         return pd.DataFrame(columns=["task", "arch", "clip", "task_span", "first_unsolved"])
     solved = results.assign(solved=results["solved"].fillna(False).astype(bool))
