@@ -13,6 +13,60 @@ from rnnbench.store import Store, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: 8 runs of about a second each on one core: long enough to be killed mid-run.
+SLOW_SWEEP = """
+name = "slow"
+[grid]
+task = ["adding"]
+arch = ["rnn", "lstm"]
+seq_len = [40]
+clip = ["none", "norm:1.0"]
+seed = [0, 1]
+[model]
+hidden_size = 32
+[train]
+steps = 150
+batch_size = 32
+[diagnostics]
+checkpoints = 1
+eval_size = 64
+profile_batch_size = 8
+probe_max_lag = 4
+probe_size = 16
+"""
+
+
+#: ReLU RNN, recurrent weights 1.5 I, plain SGD at lr 0.5: without clipping every seed explodes
+#: to a non-finite loss within two steps (measured: step 1 for seeds 0-7); with norm clipping at
+#: 1 all 8 seeds finish. The divergence test and the plugin's planted regression both use it.
+def exploding_sweep(name: str = "explode", clip: str = "none", imports: str = "") -> str:
+    return f"""
+name = "{name}"
+{f'imports = ["{imports}"]' if imports else ""}
+[grid]
+task = ["adding"]
+arch = ["rnn_relu"]
+seq_len = [20]
+clip = ["{clip}"]
+seed = [0, 1, 2, 3, 4, 5, 6, 7]
+[model]
+hidden_size = 16
+init = "identity"
+init_gain = 1.5
+[train]
+steps = 40
+batch_size = 16
+lr = 0.5
+optimizer = "sgd"
+[diagnostics]
+checkpoints = 1
+eval_size = 32
+profile_batch_size = 8
+probe_max_lag = 4
+probe_size = 16
+curve_points = 10
+"""
+
 
 def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, rnnbench_cli, start_sweep
+from helpers import REPO, SLOW_SWEEP, rnnbench_cli, start_sweep
 
 from rnnbench import load_results
 from rnnbench.cli import main
@@ -109,7 +109,7 @@ def test_readme_user_cell_runs_through_worker_processes(tmp_path: Path) -> None:
 
 def test_sigterm_stops_a_pooled_sweep_promptly_and_it_resumes(write_sweep, tmp_path: Path) -> None:
     # Enough work per run that the queue is far from done when the signal arrives.
-    sweep = write_sweep(TINY_SLOW)
+    sweep = write_sweep(SLOW_SWEEP)
     store = tmp_path / "results.db"
     process = start_sweep(sweep, store, workers=2, at_least=1, stderr=subprocess.PIPE)
     sent = time.monotonic()
@@ -130,26 +130,6 @@ def test_sigterm_stops_a_pooled_sweep_promptly_and_it_resumes(write_sweep, tmp_p
     assert len(frame) == 8 and frame["run_id"].is_unique
 
 
-TINY_SLOW = """
-name = "slow"
-[grid]
-task = ["adding"]
-arch = ["rnn", "lstm"]
-seq_len = [40]
-clip = ["none", "norm:1.0"]
-seed = [0, 1]
-[model]
-hidden_size = 32
-[train]
-steps = 150
-batch_size = 32
-[diagnostics]
-checkpoints = 1
-eval_size = 64
-profile_batch_size = 8
-probe_max_lag = 4
-probe_size = 16
-"""
 
 
 def test_run_with_report_then_compare_two_stores(write_sweep, tmp_path: Path, capsys) -> None:

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import REPO, rnnbench_cli
+from helpers import REPO, exploding_sweep, rnnbench_cli
 
 from rnnbench.regression import false_alarms
 from rnnbench.store import Store
@@ -131,34 +131,8 @@ def test_false_alarm_rate_over_independent_reruns(gate) -> None:
 
 # --- the pytest plugin ------------------------------------------------------------------------
 
-PLUGIN_SWEEP = """
-# ReLU RNN with 1.5 I recurrent weights and SGD at lr 0.5: stable only because of norm
-# clipping (measured: 8/8 seeds finish), it diverges at step 1 without it.
-name = "plugin"
-imports = ["planted"]
-[grid]
-task = ["adding"]
-arch = ["rnn_relu"]
-seq_len = [20]
-clip = ["norm:1.0"]
-seed = [0, 1, 2, 3, 4, 5, 6, 7]
-[model]
-hidden_size = 16
-init = "identity"
-init_gain = 1.5
-[train]
-steps = 40
-batch_size = 16
-lr = 0.5
-optimizer = "sgd"
-[diagnostics]
-checkpoints = 1
-eval_size = 32
-profile_batch_size = 8
-probe_max_lag = 4
-probe_size = 16
-curve_points = 10
-"""
+# Stable only because of norm clipping; the planted module removes it.
+PLUGIN_SWEEP = exploding_sweep("plugin", clip="norm:1.0", imports="planted")
 
 
 def readme_block(marker: str, language: str) -> str:

@@ -12,60 +12,19 @@ import subprocess
 import time
 from pathlib import Path
 
-from helpers import cli_env, rnnbench_cli, run_command, start_sweep, stored_runs, worker_pids
+from helpers import (
+    SLOW_SWEEP,
+    cli_env,
+    exploding_sweep,
+    rnnbench_cli,
+    run_command,
+    start_sweep,
+    stored_runs,
+    worker_pids,
+)
 
 from rnnbench import load_results
 from rnnbench.store import Store
-
-#: 8 runs of about a second each on one core: long enough to be killed mid-run.
-SLOW_SWEEP = """
-name = "slow"
-[grid]
-task = ["adding"]
-arch = ["rnn", "lstm"]
-seq_len = [40]
-clip = ["none", "norm:1.0"]
-seed = [0, 1]
-[model]
-hidden_size = 32
-[train]
-steps = 150
-batch_size = 32
-[diagnostics]
-checkpoints = 1
-eval_size = 64
-profile_batch_size = 8
-probe_max_lag = 4
-probe_size = 16
-"""
-
-#: ReLU RNN, recurrent weights 1.5 I, plain SGD at lr 0.5, no clipping: every seed explodes
-#: to a non-finite loss within two steps (measured: step 1 for seeds 0-7).
-EXPLODING = """
-name = "explode"
-[grid]
-task = ["adding"]
-arch = ["rnn_relu"]
-seq_len = [20]
-clip = ["none"]
-seed = [0, 1, 2, 3, 4, 5, 6, 7]
-[model]
-hidden_size = 16
-init = "identity"
-init_gain = 1.5
-[train]
-steps = 40
-batch_size = 16
-lr = 0.5
-optimizer = "sgd"
-[diagnostics]
-checkpoints = 1
-eval_size = 32
-profile_batch_size = 8
-probe_max_lag = 4
-probe_size = 16
-curve_points = 10
-"""
 
 
 def final_state(store: Path) -> dict[str, tuple[str, str, float]]:
@@ -203,10 +162,12 @@ def test_the_same_sweep_twice_is_bit_identical_and_threads_are_an_environment_fa
 
 def test_a_forced_divergence_is_data_in_results_report_and_compare(write_sweep, tmp_path):
     stable_sweep = write_sweep(
-        EXPLODING.replace("init_gain = 1.5", "init_gain = 1.0").replace("lr = 0.5", "lr = 0.001"),
+        exploding_sweep()
+        .replace("init_gain = 1.5", "init_gain = 1.0")
+        .replace("lr = 0.5", "lr = 0.001"),
         name="stable.toml",
     )
-    exploding = write_sweep(EXPLODING, name="explode.toml")
+    exploding = write_sweep(exploding_sweep(), name="explode.toml")
     stable, exploded = tmp_path / "stable.db", tmp_path / "explode.db"
     assert rnnbench_cli("run", str(stable_sweep), "--store", str(stable)).returncode == 0
     done = rnnbench_cli(
