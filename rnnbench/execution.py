@@ -77,7 +77,9 @@ class Progress:
         self.stream.flush()
 
 
-def _init_worker(threads: int, plugins: tuple[str, ...], base: str | None) -> None:
+def init_worker(threads: int, plugins: tuple[str, ...], base: str | None) -> None:
+    """Set up a worker process (of the local pool, or a Ray task's): torch threads,
+    flush-to-zero, and the sweep's imports (raises :class:`ConfigError` if one fails)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -256,7 +258,7 @@ def _run_in_pool(
         pool = ProcessPoolExecutor(
             min(workers, len(queue)),
             mp_context=context,
-            initializer=_init_worker,
+            initializer=init_worker,
             initargs=initargs,
         )
         futures = {pool.submit(_work, run, device): run for run in queue}

@@ -32,9 +32,9 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from rnnbench.config import RunConfig, import_plugins
+from rnnbench.config import RunConfig
 from rnnbench.errors import ConfigError
-from rnnbench.execution import ExecutorOptions, Finish, Runner
+from rnnbench.execution import ExecutorOptions, Finish, Runner, init_worker
 from rnnbench.training import error_record, execute_run
 
 NOT_INSTALLED = "--executor ray: Ray is not installed; pip install 'rnnbench[ray]'"
@@ -45,12 +45,8 @@ def _train(
 ) -> dict[str, Any]:
     """One run, in a Ray worker process. Ray reuses its workers for later tasks (possibly of
     another sweep), so the torch settings and the sweep's imports are applied per task."""
-    import torch
-
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
     try:
-        import_plugins(imports, base)
+        init_worker(threads, imports, base)
     except ConfigError as exc:
         # A node that cannot import the sweep's modules: the record says which one and why,
         # instead of a Ray traceback.
