@@ -79,20 +79,27 @@ class Progress:
         self.stream.flush()
 
 
-def limit_threads(threads: int) -> Any:
-    """Pin torch and numpy's BLAS to ``threads`` threads; returns the BLAS limiter (a context
-    manager that restores the previous limits, or leaves them set if discarded).
+def pin_threads(threads: int) -> Callable[[], None]:
+    """Pin torch and numpy's BLAS to ``threads`` threads; returns a function that restores the
+    previous settings (a worker process never calls it).
 
     torch.set_num_threads does not reach numpy's OpenBLAS, which starts one thread per core
     that spin-waits after every call (the diagnostics' polyfit and ridge solves). Measured on
     the 2-core CPU: a 1-thread worker burned 1.3 cores (9.2 s CPU in 7.1 s of runs), taking
-    the second core from the other worker; limited, 6.6 s CPU in 6.6 s."""
+    the second core from the other worker; pinned, 6.6 s CPU in 6.6 s."""
     import numpy  # noqa: F401  (loads numpy's BLAS, so the limit below reaches it)
     import torch
     from threadpoolctl import threadpool_limits
 
+    previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    return threadpool_limits(limits=threads, user_api="blas")
+    blas = threadpool_limits(limits=threads, user_api="blas")
+
+    def restore() -> None:
+        blas.restore_original_limits()
+        torch.set_num_threads(previous)
+
+    return restore
 
 
 def init_worker(threads: int, plugins: tuple[str, ...], base: str | None) -> None:
@@ -100,7 +107,7 @@ def init_worker(threads: int, plugins: tuple[str, ...], base: str | None) -> Non
     flush-to-zero, and the sweep's imports (raises :class:`ConfigError` if one fails)."""
     import torch
 
-    limit_threads(threads)
+    pin_threads(threads)
     torch.set_flush_denormal(True)
     import_plugins(plugins, Path(base) if base else None)
 
@@ -245,15 +252,12 @@ def local_executor(options: ExecutorOptions) -> Iterator[Runner]:
                 options.sweep,
                 finish,
             )
-        import torch
-
-        previous = torch.get_num_threads()
+        restore = pin_threads(threads)
         try:
-            with limit_threads(threads):
-                for config in pending:
-                    finish(_work(config, options.device))
+            for config in pending:
+                finish(_work(config, options.device))
         finally:
-            torch.set_num_threads(previous)
+            restore()
         return 0
 
     yield run
