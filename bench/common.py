@@ -180,22 +180,6 @@ def median_s(times: list[tuple[float, Any]]) -> float:
     return statistics.median(t for t, _ in times)
 
 
-#: gate blocks per recurrent weight matrix: the g in the FLOP formulas of docs/performance.md
-GATES = {"rnn": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
-
-
-def train_step_flops(
-    arch: str, steps: int, batch: int, hidden: int, inputs: int, outputs: int
-) -> float:
-    """Matmul FLOPs of one training step of a 1-layer built-in model (docs/performance.md):
-    forward 2·B·(I+H)·gH per time step for the gates plus 2·B·H·O for the head (applied at
-    every step), backward twice the forward. Elementwise gate math and the optimizer are
-    O(T·B·g·H) and O(parameters): under 2% at the shapes benchmarked here, left out."""
-    g = GATES[arch]
-    forward = steps * (2 * batch * (inputs + hidden) * g * hidden + 2 * batch * hidden * outputs)
-    return 3.0 * forward
-
-
 def load_line() -> str:
     """The 1/5/15-minute load averages: on a shared machine, the context every figure needs."""
     try:

@@ -5,7 +5,7 @@
 Peak: the best median GFLOP/s of torch.mm on square fp32 matrices (2·n³ FLOPs each). Then, per
 architecture, one plain training step (fused nn.X + head, forward + backward + clip_grad_norm_
 + Adam) on the copy task, its matmul FLOPs from the formula in docs/performance.md
-(``bench.common.train_step_flops``), the achieved GFLOP/s and the fraction of the peak. Both are
+(``rnnbench.cost.step_flops``), the achieved GFLOP/s and the fraction of the peak. Both are
 measured in the same process, interleaved, so the fraction is a ratio of side-by-side figures.
 """
 
@@ -22,7 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rnnbench
-from bench.common import load_line, machine_line, plain_step, train_step_flops
+from bench.common import load_line, machine_line, plain_step
+from rnnbench.cost import step_flops
+from rnnbench.models import ARCHITECTURES
 
 
 def matmul_seconds(n: int, repeats: int) -> float:
@@ -84,8 +86,13 @@ def main() -> None:
     print(f"{'arch':5} {'step s':>8} {'GFLOP':>7} {'GFLOP/s':>8} {'of peak':>8}")
     for arch, times in step_times.items():
         seconds = statistics.median(times)
-        flops = train_step_flops(
-            arch, task.total_len, args.batch, args.hidden, task.input_size, task.output_size
+        flops = step_flops(
+            ARCHITECTURES.get(arch).gates,
+            task.total_len,
+            args.batch,
+            args.hidden,
+            task.input_size,
+            task.output_size,
         )
         print(
             f"{arch:5} {seconds:8.3f} {flops / 1e9:7.2f} {flops / seconds / 1e9:8.1f} "

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rnnbench.config import RunConfig, Sweep, import_plugins, load_sweep
+from rnnbench.cost import run_flops
 from rnnbench.errors import ConfigError
 from rnnbench.registry import Registry
 from rnnbench.store import Store
@@ -50,23 +51,32 @@ class SweepSummary:
 
 
 class Progress:
-    """One line on a terminal: runs done / total, statuses and an ETA."""
+    """One line on a terminal: runs done / total, statuses and an ETA.
 
-    def __init__(self, total: int, stream: TextIO | None) -> None:
+    The ETA weighs runs by their estimated work (:func:`rnnbench.cost.run_flops`), not by
+    count: the runs are scheduled longest first, so a count-based ETA would start far too high.
+    """
+
+    def __init__(self, total: int, stream: TextIO | None, work: float = 0.0) -> None:
         self.total, self.stream, self.done = total, stream, 0
+        self.work, self.work_done = work, 0.0
         # On a terminal one line redrawn in place; in a log file a line per ~10% of the runs.
         self.redraw = bool(stream is not None and stream.isatty())
         self.every = 1 if self.redraw else max(1, total // 10)
         self.started = time.perf_counter()
         self.counts: Counter[str] = Counter()
 
-    def update(self, status: str) -> None:
+    def update(self, status: str, work: float = 0.0) -> None:
         self.done += 1
         self.counts[status] += 1
+        self.work_done += work
         if self.stream is None or (self.done % self.every and self.done != self.total):
             return
         elapsed = time.perf_counter() - self.started
-        eta = elapsed / self.done * (self.total - self.done)
+        if self.work > 0 and self.work_done > 0:
+            eta = elapsed / self.work_done * max(self.work - self.work_done, 0.0)
+        else:
+            eta = elapsed / self.done * (self.total - self.done)
         width = 24
         filled = round(width * self.done / max(self.total, 1))
         counts = " ".join(f"{s} {n}" for s, n in sorted(self.counts.items()))
@@ -208,7 +218,14 @@ def run_sweep(
     with make_executor(options) as execute, Store(store) as results:
         results.acquire_writer()
         done = results.completed_run_ids()
-        pending = [run for run in unique if run.run_id not in done]
+        # Longest run first (LPT, Graham 1969): the pool hands each free worker the next run, so
+        # a long run left for last would run alone while the other workers idle.
+        costs = {run.run_id: run_flops(run) for run in unique if run.run_id not in done}
+        pending = sorted(
+            (run for run in unique if run.run_id in costs),
+            key=lambda run: costs[run.run_id],
+            reverse=True,
+        )
         summary = SweepSummary(total=len(unique), skipped=len(unique) - len(pending))
         results.set_meta(f"sweep:{sweep.name}", sweep.source)
         if progress is not None:  # announced only once the store is known to be usable
@@ -216,12 +233,12 @@ def run_sweep(
                 f"sweep {sweep.name!r}: {len(unique)} runs, {summary.skipped} already in "
                 f"{store}, {len(pending)} to run\n"
             )
-        bar = Progress(len(pending), progress)
+        bar = Progress(len(pending), progress, sum(costs.values()))
 
         def finish(record: dict[str, Any]) -> None:
             results.record_run(record)
             summary.statuses[record["status"]] += 1
-            bar.update(record["status"])
+            bar.update(record["status"], costs.get(record["run_id"], 0.0))
             if on_record is not None:
                 on_record(record)
 

@@ -140,19 +140,22 @@ class Architecture:
 
     build: Callable[[int, int, int], RecurrentCore]
     description: str
+    #: H x H blocks in the recurrent weight (1 RNN, 3 GRU, 4 LSTM): the g of the cost model
+    #: (:mod:`rnnbench.cost`). A user cell's is unknown; 1 keeps its estimate a lower bound.
+    gates: int = 1
 
 
 ARCHITECTURES: Registry[Architecture] = Registry("arch")
 
 
-def _torch_arch(mode: str, description: str) -> Architecture:
-    return Architecture(lambda i, h, n: TorchCore(mode, i, h, n), description)
+def _torch_arch(mode: str, description: str, gates: int) -> Architecture:
+    return Architecture(lambda i, h, n: TorchCore(mode, i, h, n), description, gates)
 
 
-ARCHITECTURES.add("rnn", _torch_arch("rnn_tanh", "vanilla RNN, tanh (nn.RNN)"))
-ARCHITECTURES.add("rnn_relu", _torch_arch("rnn_relu", "vanilla RNN, ReLU (nn.RNN)"))
-ARCHITECTURES.add("lstm", _torch_arch("lstm", "LSTM (nn.LSTM)"))
-ARCHITECTURES.add("gru", _torch_arch("gru", "GRU (nn.GRU)"))
+ARCHITECTURES.add("rnn", _torch_arch("rnn_tanh", "vanilla RNN, tanh (nn.RNN)", 1))
+ARCHITECTURES.add("rnn_relu", _torch_arch("rnn_relu", "vanilla RNN, ReLU (nn.RNN)", 1))
+ARCHITECTURES.add("lstm", _torch_arch("lstm", "LSTM (nn.LSTM)", 4))
+ARCHITECTURES.add("gru", _torch_arch("gru", "GRU (nn.GRU)", 3))
 
 
 def register_cell(name: str, description: str = "") -> Callable[[CellFactory], CellFactory]:
