@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnbench.confighash import canonical_config
 from rnnbench.errors import ConfigError
 from rnnbench.registry import Registry
 from rnnbench.tasks import TASKS, make_task
@@ -163,12 +164,8 @@ class RunConfig:
     def run_id(self) -> str:
         """Canonical hash of the config (sorted-key JSON); the sweep's name is not part of it,
         so the same run in two sweep files is the same run."""
-        data = self.to_dict()
+        data = canonical_config(self.to_dict())
         data.pop("sweep")
-        # ``diagnostics.enabled`` came after stores existed: hashing its default would change
-        # every existing run id and re-run whole stores, so only ``false`` is part of the hash.
-        if data["diagnostics"]["enabled"]:
-            del data["diagnostics"]["enabled"]
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnbench.confighash import canonical_config
 from rnnbench.errors import ConfigError
 from rnnbench.registry import Registry
 from rnnbench.stats import fisher_greater, mann_whitney_greater
@@ -218,7 +219,7 @@ for _metric in (
 def _group_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A run's configuration without its seed and sweep name: the same for every seed of a
     group, and different as soon as anything that shapes training differs."""
-    return {k: v for k, v in config.items() if k not in ("seed", "sweep")}
+    return {k: v for k, v in canonical_config(config).items() if k not in ("seed", "sweep")}
 
 
 def _config_hash(config: Mapping[str, Any]) -> str:

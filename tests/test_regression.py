@@ -306,3 +306,23 @@ def test_truncated_or_missing_baseline_is_a_clear_error(tmp_path: Path) -> None:
         load_baseline(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_baseline(tmp_path / "missing.json")
+
+
+def test_the_shipped_baseline_still_matches_its_sweep_file() -> None:
+    # Fields added to the config later (diagnostics.enabled) must not change a group's hash:
+    # otherwise every existing baseline is refused as "configuration differs".
+    from rnnbench.config import load_sweep
+    from rnnbench.regression import _config_hash, load_baseline
+
+    repo = Path(__file__).resolve().parents[1]
+    baseline = load_baseline(repo / "reports" / "regression" / "baseline.json")
+    runs = load_sweep(repo / "tasks" / "regression.toml").runs
+    assert baseline.groups
+    for group in baseline.groups.values():
+        members = [
+            run
+            for run in runs
+            if {k: getattr(run, k) for k in ("task", "arch", "seq_len", "clip")} == group.key
+        ]
+        assert sorted(run.run_id for run in members) == sorted(group.run_ids)
+        assert {_config_hash(run.to_dict()) for run in members} == {group.config_hash}
