@@ -90,6 +90,10 @@ class ModelSettings:
     num_layers: int = field(default=1, metadata=_range(1, 64))  # stacked recurrent layers
     init: str = field(default="default", metadata={"registry": "init"})
     init_gain: float = field(default=1.0, metadata=_range(0.0, 1e6))  # scale of the recurrent init
+    # how a built-in core trains: "fused" (nn.RNN/LSTM/GRU), "loop" (torch.*_cell per step) or
+    # "auto" (by device, architecture and batch x hidden; rnnbench.models.train_impl). The two
+    # round differently, so the resolved choice is recorded (metrics.impl).
+    impl: str = field(default="auto", metadata={"registry": "impl"})
 
 
 @dataclass(frozen=True)
@@ -205,10 +209,10 @@ def _type_name(tp: Any) -> str:
 
 def _registries() -> dict[str, Registry[Any]]:
     """The registries that name allowed values (imported late: they pull in torch)."""
-    from rnnbench.models import INITS
+    from rnnbench.models import IMPLS, INITS
     from rnnbench.training import OPTIMIZERS
 
-    return {"init": INITS, "optimizer": OPTIMIZERS}
+    return {"impl": IMPLS, "init": INITS, "optimizer": OPTIMIZERS}
 
 
 def _check_value(path: str, value: Any, tp: Any, meta: Any) -> Any:
@@ -272,7 +276,7 @@ def parse_sweep(
     data: dict[str, Any], *, default_name: str = "sweep", source: str = "", base: str | None = None
 ) -> Sweep:
     """Validate a parsed sweep document and expand its grid."""
-    from rnnbench.models import ARCHITECTURES  # models import torch; keep config light
+    from rnnbench.models import ARCHITECTURES, check_impl  # models import torch; keep config light
 
     allowed = ("name", "imports", "grid", "model", "train", "diagnostics", "tasks")
     unknown = sorted(set(data) - set(allowed))
@@ -334,6 +338,7 @@ def parse_sweep(
         axes["task"], axes["arch"], axes["clip"], axes["seed"]
     ):
         params, seq_lens, task_model, task_train = per_task[task_name]
+        check_impl(task_model.impl, arch)
         runs.extend(
             RunConfig(
                 sweep=name,

@@ -9,7 +9,10 @@ from typing import Any
 #: Fields added after stores and baselines existed, with the value every earlier run implicitly
 #: had. At that value a field is left out of every hash (run ids, baseline group hashes), so
 #: adding it changed no existing id: old stores resume and old baselines still compare.
-HASH_NEUTRAL: dict[tuple[str, str], Any] = {("diagnostics", "enabled"): True}
+HASH_NEUTRAL: dict[tuple[str, str], Any] = {
+    ("diagnostics", "enabled"): True,
+    ("model", "impl"): "auto",
+}
 
 
 def canonical_config(data: Mapping[str, Any]) -> dict[str, Any]:

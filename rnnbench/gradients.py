@@ -37,13 +37,12 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from rnnbench.models import CellCore, RecurrentCore, RecurrentModel, TorchCore
+from rnnbench.models import CELL_FUNCTIONS, CellCore, RecurrentCore, RecurrentModel, TorchCore
 from rnnbench.tasks import Batch, Task
 
 HiddenLoss = Callable[[Tensor], Tensor]
@@ -159,23 +158,13 @@ def _torch_core(
     return _TORCH_CORE_METHODS[method](core, x, loss_of_hidden)
 
 
-# torch.<mode>_cell(input, hx, w_ih, w_hh, b_ih, b_hh): one step of the same cell as the fused
-# kernel (same gate order and equations), on plain tensors.
-_CELL_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "rnn_tanh": torch.rnn_tanh_cell,
-    "rnn_relu": torch.rnn_relu_cell,
-    "lstm": torch.lstm_cell,
-    "gru": torch.gru_cell,
-}
-
-
 def _loop(core: TorchCore, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:
     """The top layer unrolled over its functional cell, a zero perturbation added to each h_t:
     the perturbation's gradient is dL/dh_t, all steps in one backward pass. The weights are
     detached, so the backward computes no weight gradients."""
     inputs = _top_layer_input(core, x)
     w_ih, w_hh, b_ih, b_hh = (p.detach() for p in core.layer_params(core.num_layers - 1))
-    cell = _CELL_FUNCTIONS[core.mode]
+    cell = CELL_FUNCTIONS[core.mode]
     batch, steps = inputs.shape[:2]
     perturbation = torch.zeros(
         steps, batch, core.hidden_size, device=x.device, dtype=x.dtype, requires_grad=True

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -39,12 +40,67 @@ class RecurrentCore(nn.Module):
         raise NotImplementedError
 
 
-class TorchCore(RecurrentCore):
-    """A fused ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` core (``mode`` names which)."""
+# torch.<mode>_cell(input, hx, w_ih, w_hh, b_ih, b_hh): one step of the same cell as the fused
+# kernel (same gate order and equations), on plain tensors.
+CELL_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "rnn_tanh": torch.rnn_tanh_cell,
+    "rnn_relu": torch.rnn_relu_cell,
+    "lstm": torch.lstm_cell,
+    "gru": torch.gru_cell,
+}
 
-    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int) -> None:
+#: How a built-in core runs its training forward/backward (``model.impl``). Both compute the
+#: same function from the same parameters; they round differently (relative gradient
+#: differences of 1e-5 to 1e-3 at T = 60-1000, ``bench/train_paths.py``), so the choice is part
+#: of the run's configuration, and ``auto`` resolves by a fixed rule (:func:`train_impl`).
+IMPLS: Registry[str] = Registry("impl")
+IMPLS.add("auto", "the faster of the two for the device, architecture and shape")
+IMPLS.add("fused", "the fused kernel: nn.RNN / nn.LSTM / nn.GRU (cuDNN, MKL)")
+IMPLS.add("loop", "a loop over torch.*_cell, one time step at a time")
+
+
+def check_impl(requested: str, arch: str) -> None:
+    """:class:`ConfigError` unless ``requested`` is an allowed ``model.impl`` for ``arch``."""
+    IMPLS.get(requested, "model.impl")
+    if requested == "fused" and arch not in BUILTIN_ARCHS:
+        raise ConfigError(
+            f"model.impl: 'fused' needs a built-in architecture ({', '.join(BUILTIN_ARCHS)}); "
+            f"{arch!r} is a user cell, always unrolled as a loop (use 'auto' or 'loop')"
+        )
+
+
+def train_impl(requested: str, device_type: str, arch: str, batch_size: int, hidden: int) -> str:
+    """``requested`` with ``auto`` resolved: ``loop`` on the CPU for the vanilla RNNs and the GRU
+    from batch x hidden = 24,000 up, else ``fused``; a user cell is always a ``loop``.
+
+    Measured on the 2-core CPU (one training step, loop / fused, ``bench/train_paths.py``):
+    RNN 0.68x and GRU 0.77x at T=1000, batch 128, hidden 190; 0.80x and 0.77x at T=100, batch
+    256, hidden 256; at batch x hidden = 16,384 between 0.82x and 1.07x depending on T, and
+    1.1-1.4x below that. The LSTM loop is never faster (0.97-3.9x). On a GPU the loop pays a
+    kernel launch per op per step (REFERENCE.md), so the fused kernel always."""
+    check_impl(requested, arch)
+    if arch not in BUILTIN_ARCHS:
+        return "loop"
+    if requested != "auto":
+        return requested
+    if device_type == "cpu" and arch != "lstm" and batch_size * hidden >= 24_000:
+        return "loop"
+    return "fused"
+
+
+class TorchCore(RecurrentCore):
+    """An ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` core (``mode`` names which), run by the fused
+    kernel or, with ``impl="loop"``, by a loop over the functional cell on the same parameters
+    (the state dict is the ``nn`` module's either way)."""
+
+    def __init__(
+        self, mode: str, input_size: int, hidden_size: int, num_layers: int, impl: str = "fused"
+    ) -> None:
         super().__init__()
+        if impl not in ("fused", "loop"):
+            raise ValueError(f"impl: expected 'fused' or 'loop', got {impl!r}")
         self.mode = mode
+        self.impl = impl
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         kwargs = {"batch_first": True, "num_layers": num_layers}
@@ -60,7 +116,23 @@ class TorchCore(RecurrentCore):
         self.rnn = module
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.rnn(x)[0]
+        if self.impl == "fused":
+            return self.rnn(x)[0]
+        cell = CELL_FUNCTIONS[self.mode]
+        inputs = x
+        for layer in range(self.num_layers):
+            params = self.layer_params(layer)
+            h = x.new_zeros(x.shape[0], self.hidden_size)
+            c = h
+            outputs = []
+            for u in inputs.unbind(1):  # unbind, not x[:, t]: see CellCore
+                if self.mode == "lstm":
+                    h, c = cell(u, (h, c), *params)
+                else:
+                    h = cell(u, h, *params)
+                outputs.append(h)
+            inputs = torch.stack(outputs, dim=1)
+        return inputs
 
     def recurrent_weights(self) -> list[Tensor]:
         return [getattr(self.rnn, f"weight_hh_l{k}") for k in range(self.num_layers)]
@@ -152,6 +224,10 @@ def _torch_arch(mode: str, description: str, gates: int) -> Architecture:
     return Architecture(lambda i, h, n: TorchCore(mode, i, h, n), description, gates)
 
 
+#: the built-in architectures, whose cores have both implementations (``model.impl``)
+BUILTIN_ARCHS = ("rnn", "rnn_relu", "lstm", "gru")
+
+
 ARCHITECTURES.add("rnn", _torch_arch("rnn_tanh", "vanilla RNN, tanh (nn.RNN)", 1))
 ARCHITECTURES.add("rnn_relu", _torch_arch("rnn_relu", "vanilla RNN, ReLU (nn.RNN)", 1))
 ARCHITECTURES.add("lstm", _torch_arch("lstm", "LSTM (nn.LSTM)", 4))
@@ -233,10 +309,13 @@ def make_model(
     init: str = "default",
     init_gain: float = 1.0,
     seed: int = 0,
+    impl: str | None = None,
 ) -> RecurrentModel:
     """Build the model for ``task`` with architecture ``arch``; same arguments -> same weights.
 
-    The module constructors draw from torch's global generator, so they run inside
+    ``impl`` (``fused`` or ``loop``; ``None``: the core's own, fused for the built-ins) picks how
+    a built-in core runs; resolve ``auto`` with :func:`train_impl`, which knows the device and
+    the batch. The module constructors draw from torch's global generator, so they run inside
     ``torch.random.fork_rng`` seeded from ``seed``: the caller's RNG state is left untouched.
     """
     spec = ARCHITECTURES.get(arch, "grid.arch")
@@ -244,11 +323,17 @@ def make_model(
     check_int("model.num_layers", num_layers, minimum=1, maximum=64)
     check_float("model.init_gain", init_gain, minimum=0.0, maximum=1e6)
     initialise = INITS.get(init, "model.init")
+    if impl is not None:
+        check_impl(impl, arch)
+        if impl == "auto":
+            raise ConfigError("model.impl: resolve 'auto' first (rnnbench.models.train_impl)")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = RecurrentModel(
             spec.build(task.input_size, hidden_size, num_layers), task.output_size
         )
+        if impl is not None and isinstance(model.core, TorchCore):
+            model.core.impl = impl
         g = torch.Generator().manual_seed(seed)
         if init != "default" or init_gain != 1.0:
             for weight in model.core.recurrent_weights():

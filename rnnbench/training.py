@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from rnnbench.config import ClipSpec, RunConfig, TrainSettings
 from rnnbench.gradients import gradient_norms_through_time, summarize_profile
 from rnnbench.memory import memory_probe
-from rnnbench.models import RecurrentModel, make_model
+from rnnbench.models import RecurrentModel, make_model, train_impl
 from rnnbench.registry import Registry
 from rnnbench.tasks import Batch, Task
 
@@ -228,8 +228,20 @@ def _param_stats(model: nn.Module, step: int) -> dict[str, Any]:
     }
 
 
+def resolved_impl(config: RunConfig, device: str) -> str:
+    """``model.impl`` of a run on ``device``, with ``auto`` resolved (recorded as metrics.impl)."""
+    return train_impl(
+        config.model.impl,
+        torch.device(device).type,
+        config.arch,
+        config.train.batch_size,
+        config.model.hidden_size,
+    )
+
+
 def build_model(config: RunConfig, task: Task, device: str = "cpu") -> RecurrentModel:
-    """The run's model with its initial weights (seeded from the run's seed alone)."""
+    """The run's model with its initial weights (seeded from the run's seed alone), running
+    the implementation :func:`resolved_impl` picks for ``device``."""
     return make_model(
         config.arch,
         task,
@@ -238,6 +250,7 @@ def build_model(config: RunConfig, task: Task, device: str = "cpu") -> Recurrent
         init=config.model.init,
         init_gain=config.model.init_gain,
         seed=derive_seed("model", config.seed),
+        impl=resolved_impl(config, device),
     ).to(device)
 
 
@@ -375,6 +388,7 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
         param_stats=param_stats,
         metrics={
             "trajectory_hash": trajectory_hash(loss_values, norm_values),
+            "impl": resolved_impl(config, device),
             "parameters": sum(p.numel() for p in params),
         },
     )
