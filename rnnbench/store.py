@@ -270,6 +270,14 @@ class Store:
         if head and head != _SQLITE_MAGIC:
             raise self._fail("not an rnnbench database (file is not a database)")
 
+    def _make_folder(self) -> None:
+        """A writer creates the store's missing folders (``--store runs/2026/results.db``), as
+        ``--report`` does for its own; only once the file is known to be usable or absent."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._fail(f"cannot create its folder ({exc.strerror or exc})") from None
+
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: the sqlite3 module must not open transactions behind our back;
         # every write is an explicit BEGIN IMMEDIATE ... COMMIT.
@@ -279,6 +287,7 @@ class Store:
                 conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
                 conn.execute("PRAGMA query_only = ON")
             else:
+                self._make_folder()
                 conn = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             raise self._fail(f"cannot open ({exc})") from None

@@ -525,3 +525,18 @@ def test_sigkill_mid_write_leaves_a_consistent_store(db_path: Path) -> None:
         assert run["final_loss"] == i / 7
         assert run["error"] == "x" * 1000
         assert run["curves"] == {"loss": [float(i)] * 5000}
+
+
+def test_a_writer_creates_missing_folders_a_reader_does_not(tmp_path: Path) -> None:
+    nested = tmp_path / "runs" / "2026" / "results.db"
+    with pytest.raises(StoreError, match="no such file"):
+        Store(nested, readonly=True)
+    assert list(tmp_path.iterdir()) == []
+    with Store(nested) as store:
+        assert store.count() == 0
+    assert nested.is_file()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    with pytest.raises(StoreError, match="Not a directory"):
+        Store(blocked / "results.db")
+    assert blocked.read_text() == "x"
