@@ -4,6 +4,7 @@ measurements mean anything)."""
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import statistics
 import time
@@ -120,9 +121,11 @@ def plain_training(config: RunConfig, device: str = "cpu") -> Callable[[], Plain
     """The run ``config`` describes, as a researcher writes it: the same model and weights, the
     same optimizer and batches (the run's own training stream) as ``train_run``, nothing else:
     nn.X + linear head, zero_grad, backward, clip_grad_norm_ (if the config clips by norm),
-    optimizer step. Returns a function that trains a fresh model; its result's trajectory hash
-    equals the rnnbench record's when both did the same work (computed when read, after the
-    clock has stopped)."""
+    optimizer step. Always the fused ``nn.X``, whatever ``model.impl`` says: that is the
+    researcher's script. Returns a function that trains a fresh model; its result's trajectory
+    hash equals the rnnbench record's when both did the same work on the same kernel (computed
+    when read, after the clock has stopped)."""
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, impl="fused"))
     task = config.make_task()
     clip = ClipSpec.parse(config.clip)
     if clip.mode not in ("none", "norm"):

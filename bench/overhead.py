@@ -14,8 +14,10 @@ Per architecture, three ways to train the same model on the same batches for the
 
 The three are interleaved (the order rotates each round) and each ratio is the median over
 rounds of the paired ratio, because the machine is shared and its load drifts. All three must
-produce the same trajectory hash: the same work, bit for bit. Targets (issue 5): rnnbench
-<= 1.10x plain, diag off <= 1.03x.
+produce the same trajectory hash: the same work, bit for bit. Where ``model.impl = "auto"``
+picks the cell loop (CPU, RNN/GRU, batch x hidden >= 24,000) plain stays the fused nn.X, so
+only rnnbench and diag off are compared there (the column says "(loop)"). Targets (issue 5):
+rnnbench <= 1.10x plain, diag off <= 1.03x.
 
 The diagnostics cost a fixed amount per run (6 evaluations of the held-out set, 6 profiles, one
 probe), not a fraction of each step, so the ratio falls with the number of steps. The last
@@ -107,9 +109,12 @@ def main() -> None:
             args.repeats,
             warmup=False,
         )
-        hashes = {r.trajectory_hash for _, r in times["plain"]}
-        hashes |= {rec["metrics"]["trajectory_hash"] for _, rec in times["rnnbench"]}
+        hashes = {rec["metrics"]["trajectory_hash"] for _, rec in times["rnnbench"]}
         hashes |= {rec["metrics"]["trajectory_hash"] for _, rec in times["off"]}
+        impl = times["rnnbench"][0][1]["metrics"]["impl"]
+        if impl == "fused":  # plain is always the fused nn.X; on the loop the two round apart
+            hashes |= {r.trajectory_hash for _, r in times["plain"]}
+        same = ("yes" if len(hashes) == 1 else "NO") + ("" if impl == "fused" else " (loop)")
         ratio = median_ratio(times["rnnbench"], times["plain"])
         ratio_off = median_ratio(times["off"], times["plain"])
         plain = median_s(times["plain"])
@@ -127,7 +132,7 @@ def main() -> None:
         print(
             f"{arch:5} {plain:8.2f} {median_s(times['rnnbench']):10.2f} {ratio:6.3f} "
             f"{median_s(times['off']):10.2f} {ratio_off:6.3f} "
-            f"{'yes' if len(hashes) == 1 else 'NO':>9} {fixed:8.1f} st {needed}",
+            f"{same:>9} {fixed:8.1f} st {needed}",
             flush=True,
         )
         if ratio > TARGET:

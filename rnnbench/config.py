@@ -91,7 +91,7 @@ class ModelSettings:
     init: str = field(default="default", metadata={"registry": "init"})
     init_gain: float = field(default=1.0, metadata=_range(0.0, 1e6))  # scale of the recurrent init
     # how a built-in core trains: "fused" (nn.RNN/LSTM/GRU), "loop" (torch.*_cell per step) or
-    # "auto" (by device, architecture and batch x hidden; rnnbench.models.train_impl). The two
+    # "auto" (by device, architecture and batch x hidden x T; rnnbench.models.train_impl). The two
     # round differently, so the resolved choice is recorded (metrics.impl).
     impl: str = field(default="auto", metadata={"registry": "impl"})
 

@@ -69,21 +69,26 @@ def check_impl(requested: str, arch: str) -> None:
         )
 
 
-def train_impl(requested: str, device_type: str, arch: str, batch_size: int, hidden: int) -> str:
+def train_impl(
+    requested: str, device_type: str, arch: str, batch_size: int, hidden: int, time_steps: int
+) -> str:
     """``requested`` with ``auto`` resolved: ``loop`` on the CPU for the vanilla RNNs and the GRU
-    from batch x hidden = 24,000 up, else ``fused``; a user cell is always a ``loop``.
+    from batch x hidden x time steps = 7.5 million up, else ``fused``; a user cell is always a
+    ``loop``.
 
-    Measured on the 2-core CPU (one training step, loop / fused, ``bench/train_paths.py``):
-    RNN 0.68x and GRU 0.77x at T=1000, batch 128, hidden 190; 0.80x and 0.77x at T=100, batch
-    256, hidden 256; at batch x hidden = 16,384 between 0.82x and 1.07x depending on T, and
-    1.1-1.4x below that. The LSTM loop is never faster (0.97-3.9x). On a GPU the loop pays a
-    kernel launch per op per step (REFERENCE.md), so the fused kernel always."""
+    Measured on the 2-core CPU (one training step, loop / fused, RNN and GRU, copy task,
+    ``bench/train_paths.py``; T counts the unrolled steps, T+20 for copy):
+    0.68x / 0.77x at T=1020, batch 128, hidden 190 (24.8 M); 0.89x / 0.88x at T=1020, 128, 128
+    (16.7 M); 0.80x / 0.77x at T=120, 256, 256 (7.9 M); between 0.88x and 1.04x from 2 M to
+    7.2 M (T=50-420, batch x hidden 16,384-65,536); 1.1-1.4x below 1 M. The LSTM loop is never
+    faster (0.97-3.9x). On a GPU the loop pays a kernel launch per op per step (REFERENCE.md),
+    so the fused kernel always."""
     check_impl(requested, arch)
     if arch not in BUILTIN_ARCHS:
         return "loop"
     if requested != "auto":
         return requested
-    if device_type == "cpu" and arch != "lstm" and batch_size * hidden >= 24_000:
+    if device_type == "cpu" and arch != "lstm" and batch_size * hidden * time_steps >= 7_500_000:
         return "loop"
     return "fused"
 

@@ -236,6 +236,7 @@ def resolved_impl(config: RunConfig, device: str) -> str:
         config.arch,
         config.train.batch_size,
         config.model.hidden_size,
+        config.make_task().total_len,
     )
 
 

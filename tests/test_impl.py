@@ -36,13 +36,13 @@ def test_the_loop_computes_what_the_fused_kernel_computes(arch: str, layers: int
 
 
 def test_auto_takes_the_loop_only_where_it_was_measured_faster() -> None:
-    assert train_impl("auto", "cpu", "gru", 128, 190) == "loop"
-    assert train_impl("auto", "cpu", "rnn_relu", 256, 256) == "loop"
-    assert train_impl("auto", "cpu", "rnn", 128, 128) == "fused"  # mixed at 16,384
-    assert train_impl("auto", "cpu", "lstm", 256, 256) == "fused"  # never faster
-    assert train_impl("auto", "cuda", "gru", 256, 256) == "fused"  # a launch per op per step
-    assert train_impl("fused", "cpu", "gru", 256, 256) == "fused"  # an explicit choice stands
-    assert train_impl("loop", "cuda", "lstm", 8, 8) == "loop"
+    assert train_impl("auto", "cpu", "gru", 128, 190, 1020) == "loop"  # 0.77x
+    assert train_impl("auto", "cpu", "rnn_relu", 256, 256, 120) == "loop"  # 0.80x
+    assert train_impl("auto", "cpu", "rnn", 128, 256, 70) == "fused"  # 1.00x
+    assert train_impl("auto", "cpu", "lstm", 128, 190, 1020) == "fused"  # never faster
+    assert train_impl("auto", "cuda", "gru", 256, 256, 1020) == "fused"  # a launch per op per step
+    assert train_impl("fused", "cpu", "gru", 256, 256, 1020) == "fused"  # explicit choice stands
+    assert train_impl("loop", "cuda", "lstm", 8, 8, 8) == "loop"
 
 
 def test_auto_keeps_run_ids_and_an_explicit_choice_is_a_different_run() -> None:
