@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnbench.models import CELL_FUNCTIONS, CellCore, RecurrentCore, RecurrentModel, TorchCore
+from rnnbench.models import CellCore, RecurrentCore, RecurrentModel, TorchCore, unroll
 from rnnbench.tasks import Batch, Task
 
 HiddenLoss = Callable[[Tensor], Tensor]
@@ -163,24 +163,14 @@ def _loop(core: TorchCore, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:
     the perturbation's gradient is dL/dh_t, all steps in one backward pass. The weights are
     detached, so the backward computes no weight gradients."""
     inputs = _top_layer_input(core, x)
-    w_ih, w_hh, b_ih, b_hh = (p.detach() for p in core.layer_params(core.num_layers - 1))
-    cell = CELL_FUNCTIONS[core.mode]
+    params = [p.detach() for p in core.layer_params(core.num_layers - 1)]
     batch, steps = inputs.shape[:2]
     perturbation = torch.zeros(
         steps, batch, core.hidden_size, device=x.device, dtype=x.dtype, requires_grad=True
     )
-    h = torch.zeros(batch, core.hidden_size, device=x.device, dtype=x.dtype)
-    c = h
-    outputs = []
     with torch.enable_grad():
-        for u, p in zip(inputs.unbind(1), perturbation.unbind(0), strict=True):
-            if core.mode == "lstm":
-                h, c = cell(u, (h, c), w_ih, w_hh, b_ih, b_hh)
-            else:
-                h = cell(u, h, w_ih, w_hh, b_ih, b_hh)
-            h = h + p
-            outputs.append(h)
-        (grad,) = torch.autograd.grad(loss_of_hidden(torch.stack(outputs, 1)), perturbation)
+        hidden = unroll(core.mode, inputs, params, perturbation)
+        (grad,) = torch.autograd.grad(loss_of_hidden(hidden), perturbation)
     return grad.transpose(0, 1)
 
 

@@ -34,6 +34,7 @@ class RecurrentCore(nn.Module):
 
     hidden_size: int
     num_layers: int
+    impl: str  # how it runs: "fused" or "loop" (``model.impl``; recorded as metrics.impl)
 
     def recurrent_weights(self) -> list[Tensor]:
         """The hidden-to-hidden weight matrix of each layer (gate blocks stacked on dim 0)."""
@@ -48,6 +49,30 @@ CELL_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "lstm": torch.lstm_cell,
     "gru": torch.gru_cell,
 }
+
+def unroll(
+    mode: str, inputs: Tensor, params: list[Tensor], perturbation: Tensor | None = None
+) -> Tensor:
+    """One layer of a built-in core as a loop over its functional cell: inputs ``[B, T, I]`` and
+    ``[w_ih, w_hh, b_ih, b_hh]`` -> hidden states ``[B, T, H]``, from a zero state.
+    ``perturbation`` ``[T, B, H]``, if given, is added to each h_t before it feeds step t+1, so
+    its gradient is exactly dL/dh_t (the gradient profile's loop path)."""
+    cell = CELL_FUNCTIONS[mode]
+    h = inputs.new_zeros(inputs.shape[0], params[1].shape[1])
+    c = h
+    # unbind, never inputs[:, t] or perturbation[t]: see CellCore
+    nudges = perturbation.unbind(0) if perturbation is not None else None
+    outputs = []
+    for t, u in enumerate(inputs.unbind(1)):
+        if mode == "lstm":
+            h, c = cell(u, (h, c), *params)
+        else:
+            h = cell(u, h, *params)
+        if nudges is not None:
+            h = h + nudges[t]
+        outputs.append(h)
+    return torch.stack(outputs, dim=1)
+
 
 #: How a built-in core runs its training forward/backward (``model.impl``). Both compute the
 #: same function from the same parameters; they round differently (relative gradient
@@ -98,14 +123,10 @@ class TorchCore(RecurrentCore):
     kernel or, with ``impl="loop"``, by a loop over the functional cell on the same parameters
     (the state dict is the ``nn`` module's either way)."""
 
-    def __init__(
-        self, mode: str, input_size: int, hidden_size: int, num_layers: int, impl: str = "fused"
-    ) -> None:
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int) -> None:
         super().__init__()
-        if impl not in ("fused", "loop"):
-            raise ValueError(f"impl: expected 'fused' or 'loop', got {impl!r}")
         self.mode = mode
-        self.impl = impl
+        self.impl = "fused"  # make_model switches it to "loop" where the config says so
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         kwargs = {"batch_first": True, "num_layers": num_layers}
@@ -123,20 +144,9 @@ class TorchCore(RecurrentCore):
     def forward(self, x: Tensor) -> Tensor:
         if self.impl == "fused":
             return self.rnn(x)[0]
-        cell = CELL_FUNCTIONS[self.mode]
         inputs = x
         for layer in range(self.num_layers):
-            params = self.layer_params(layer)
-            h = x.new_zeros(x.shape[0], self.hidden_size)
-            c = h
-            outputs = []
-            for u in inputs.unbind(1):  # unbind, not x[:, t]: see CellCore
-                if self.mode == "lstm":
-                    h, c = cell(u, (h, c), *params)
-                else:
-                    h = cell(u, h, *params)
-                outputs.append(h)
-            inputs = torch.stack(outputs, dim=1)
+            inputs = unroll(self.mode, inputs, self.layer_params(layer))
         return inputs
 
     def recurrent_weights(self) -> list[Tensor]:
@@ -153,6 +163,8 @@ class TorchCore(RecurrentCore):
 class CellCore(RecurrentCore):
     """Unrolls one user cell per layer over time (``unbind``, never ``x[:, t]``: indexing a
     tensor that requires grad inside the loop makes backward quadratic in T)."""
+
+    impl = "loop"
 
     def __init__(
         self, cell_factory: CellFactory, input_size: int, hidden_size: int, num_layers: int

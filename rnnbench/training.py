@@ -228,21 +228,17 @@ def _param_stats(model: nn.Module, step: int) -> dict[str, Any]:
     }
 
 
-def resolved_impl(config: RunConfig, device: str) -> str:
-    """``model.impl`` of a run on ``device``, with ``auto`` resolved (recorded as metrics.impl)."""
-    return train_impl(
+def build_model(config: RunConfig, task: Task, device: str = "cpu") -> RecurrentModel:
+    """The run's model with its initial weights (seeded from the run's seed alone), running
+    the implementation ``model.impl`` resolves to on ``device`` (``model.core.impl``)."""
+    impl = train_impl(
         config.model.impl,
         torch.device(device).type,
         config.arch,
         config.train.batch_size,
         config.model.hidden_size,
-        config.make_task().total_len,
+        task.total_len,
     )
-
-
-def build_model(config: RunConfig, task: Task, device: str = "cpu") -> RecurrentModel:
-    """The run's model with its initial weights (seeded from the run's seed alone), running
-    the implementation :func:`resolved_impl` picks for ``device``."""
     return make_model(
         config.arch,
         task,
@@ -251,7 +247,7 @@ def build_model(config: RunConfig, task: Task, device: str = "cpu") -> Recurrent
         init=config.model.init,
         init_gain=config.model.init_gain,
         seed=derive_seed("model", config.seed),
-        impl=resolved_impl(config, device),
+        impl=impl,
     ).to(device)
 
 
@@ -389,7 +385,7 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
         param_stats=param_stats,
         metrics={
             "trajectory_hash": trajectory_hash(loss_values, norm_values),
-            "impl": resolved_impl(config, device),
+            "impl": model.core.impl,
             "parameters": sum(p.numel() for p in params),
         },
     )
