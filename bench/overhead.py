@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import interleaved, machine_line, median_ratio, median_s, plain_training
 from rnnbench.config import RunConfig, parse_sweep
+from rnnbench.numerics import full_float32
 from rnnbench.training import train_run
 
 TARGET, TARGET_OFF = 1.10, 1.03
@@ -150,4 +151,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Both sides in IEEE float32, as rnnbench runs (cuDNN defaults to TF32 on GPUs)
+    with full_float32():
+        main()

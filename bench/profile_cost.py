@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rnnbench
 from bench.common import median_seconds, plain_step, retain_grad_loop
+from rnnbench.numerics import full_float32
 
 
 def main() -> None:
@@ -62,4 +63,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Both sides in IEEE float32, as rnnbench runs (cuDNN defaults to TF32 on GPUs)
+    with full_float32():
+        main()

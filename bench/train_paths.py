@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import rnnbench
 from bench.common import interleaved, load_line, machine_line, median_ratio, median_s
 from rnnbench.models import RecurrentModel
+from rnnbench.numerics import full_float32
 from rnnbench.tasks import Batch, Task
 
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
@@ -127,4 +128,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Both sides in IEEE float32, as rnnbench runs (cuDNN defaults to TF32 on GPUs)
+    with full_float32():
+        main()

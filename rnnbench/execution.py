@@ -115,10 +115,10 @@ def pin_threads(threads: int) -> Callable[[], None]:
 def init_worker(threads: int, plugins: tuple[str, ...], base: str | None) -> None:
     """Set up a worker process (of the local pool, or a Ray task's): torch and BLAS threads,
     flush-to-zero, and the sweep's imports (raises :class:`ConfigError` if one fails)."""
-    import torch
+    from rnnbench.numerics import flush_denormals
 
     pin_threads(threads)
-    torch.set_flush_denormal(True)
+    flush_denormals()
     import_plugins(plugins, Path(base) if base else None)
 
 

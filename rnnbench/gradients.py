@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from rnnbench.models import CellCore, RecurrentCore, RecurrentModel, TorchCore, unroll
+from rnnbench.numerics import full_float32
 from rnnbench.tasks import Batch, Task
 
 HiddenLoss = Callable[[Tensor], Tensor]
@@ -73,7 +74,8 @@ def gradient_norms_through_time(
     def loss_of_hidden(hidden: Tensor) -> Tensor:
         return loss_fn(model.head(hidden), batch)
 
-    grads = hidden_gradients(model.core, batch.x, loss_of_hidden, method)
+    with full_float32():  # exact means IEEE float32 on GPUs too (rnnbench.numerics)
+        grads = hidden_gradients(model.core, batch.x, loss_of_hidden, method)
     return grads.double().square().sum(dim=(0, 2)).sqrt()
 
 

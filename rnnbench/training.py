@@ -34,6 +34,7 @@ from rnnbench.config import ClipSpec, RunConfig, TrainSettings
 from rnnbench.gradients import gradient_norms_through_time, summarize_profile
 from rnnbench.memory import memory_probe
 from rnnbench.models import RecurrentModel, make_model, train_impl
+from rnnbench.numerics import flush_denormals, full_float32
 from rnnbench.registry import Registry
 from rnnbench.tasks import Batch, Task
 
@@ -254,12 +255,16 @@ def build_model(config: RunConfig, task: Task, device: str = "cpu") -> Recurrent
 def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     """Train one run and return its record (see :mod:`rnnbench.store` for the fields).
 
+    The run computes in IEEE float32 with denormals flushed (:mod:`rnnbench.numerics`).
     Exceptions are not caught here; :func:`execute_run` turns them into ``error`` records.
     """
     started = time.perf_counter()
-    # Vanishing gradients pass through the denormal range; without flush-to-zero a CPU step
-    # was measured 9x slower (REFERENCE.md). Flushing puts the floor at ~1e-38.
-    torch.set_flush_denormal(True)
+    flush_denormals()
+    with full_float32():
+        return _train(config, device, started)
+
+
+def _train(config: RunConfig, device: str, started: float) -> dict[str, Any]:
     task = config.make_task()
     settings, diag = config.train, config.diagnostics
     model = build_model(config, task, device)

@@ -1,0 +1,62 @@
+"""The float arithmetic a run computes in: IEEE float32 with denormals flushed to zero.
+
+Both settings are torch's process-wide switches. rnnbench sets them for the span of a run (and
+of a gradient profile) because what it measures depends on them:
+
+* **TF32.** On Ampere and later GPUs cuDNN runs float32 RNNs on TF32 tensor cores unless told
+  not to (torch 2.13: ``torch.backends.cudnn.rnn.fp32_precision == "tf32"`` by default), keeping
+  10 of float32's 23 mantissa bits in every product. Backpropagation through T steps multiplies T
+  such Jacobian products, so the rounding compounds along exactly the axis the gradient profile
+  measures, and GPU runs would no longer agree with CPU runs to float32 tolerance.
+  :func:`full_float32` switches TF32 off for cuDNN's RNNs and for matmuls while a run trains and
+  restores the caller's settings afterwards.
+* **Denormals.** A vanishing gradient passes through the denormal range (below ~1.2e-38), where
+  x86 arithmetic is microcoded: a fused CPU step was measured 9x slower (REFERENCE.md).
+  :func:`flush_denormals` puts the floor at ~1e-38 instead; exact zeros in a profile are then
+  read as "below the float floor" (:func:`rnnbench.gradients.summarize_profile`). torch offers
+  no getter for this switch, so it cannot be restored and stays on in the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+
+def flush_denormals() -> None:
+    """Flush denormal floats to zero (process-wide; see the module docstring)."""
+    torch.set_flush_denormal(True)
+
+
+@contextmanager
+def full_float32() -> Iterator[None]:
+    """IEEE float32 for matmuls and cuDNN RNNs inside the block; the caller's settings after.
+
+    Set through the legacy ``torch.backends.cudnn.allow_tf32``, which every torch >= 2.6 has
+    and which keeps torch >= 2.9's per-operator switches (``torch.backends.cudnn.rnn/conv
+    .fp32_precision``) consistent with it: set through the new switches alone, the legacy flag
+    would disagree with them, and torch raises when anything in the process reads it then.
+    The per-operator values the caller had are put back as well.
+    """
+    cudnn = torch.backends.cudnn
+    candidates: tuple[Any, ...] = (getattr(cudnn, "rnn", None), getattr(cudnn, "conv", None))
+    operators = [op for op in candidates if hasattr(op, "fp32_precision")]  # torch >= 2.9
+    per_operator = [op.fp32_precision for op in operators]
+    try:
+        legacy: bool | None = cudnn.allow_tf32
+    except RuntimeError:  # the caller mixed the legacy and the new switches: unreadable
+        legacy = None
+    matmul = torch.get_float32_matmul_precision()
+    cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(matmul)
+        if legacy is not None:
+            cudnn.allow_tf32 = legacy
+        for op, precision in zip(operators, per_operator, strict=True):
+            op.fp32_precision = precision
