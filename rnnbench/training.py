@@ -316,6 +316,10 @@ def _train(config: RunConfig, device: str, started: float) -> dict[str, Any]:
                 diverged_step = len(loss_log) + bad
                 loss_log += losses[:bad]
                 norm_log += norms[: bad + 1]  # the record keeps the norm that diverged
+                # In blocks (GPU) the bad step shows only now: drop the checkpoints taken of
+                # the non-finite model since, so the record is what per-step checking writes.
+                profiles = [p for p in profiles if p["step"] <= diverged_step]
+                param_stats = [p for p in param_stats if p["step"] < diverged_step]
                 break
             loss_log += losses
             norm_log += norms

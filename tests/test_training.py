@@ -1,5 +1,6 @@
 """The training loop: clipping really clips, divergence is data, runs are deterministic."""
 
+import json
 import math
 from pathlib import Path
 
@@ -160,9 +161,13 @@ def test_global_rng_is_untouched() -> None:
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
-def test_divergence_checked_in_blocks_is_located_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("block", [8, 50])
+def test_divergence_checked_in_blocks_is_located_exactly(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
     # The GPU path reads the per-step values every 50 steps; run that block logic on the CPU
-    # with blocks of 8 and check it finds the same step and keeps the same curves as per-step.
+    # and check it writes the record per-step checking writes: the same step, curves, and no
+    # checkpoint (profile, parameter norms) taken of the non-finite model after the bad step.
     config = run_config(
         arch="rnn_relu",
         model__init="identity",
@@ -170,15 +175,19 @@ def test_divergence_checked_in_blocks_is_located_exactly(monkeypatch: pytest.Mon
         train__optimizer="sgd",
         train__steps=60,
         seq_len=20,
+        diagnostics__checkpoints=11,  # every 5 steps: some fall in the block after the bad step
     )
     per_step = train_run(config)
-    monkeypatch.setattr(rnnbench.training, "_check_interval", lambda device: 8)
+    monkeypatch.setattr(rnnbench.training, "_check_interval", lambda device: block)
     blocked = train_run(config)
-    assert per_step["status"] == "diverged" and 8 < per_step["diverged_step"] < 60
-    assert per_step["diverged_step"] % 8 != 7  # the bad step is inside a block, not at its end
-    for field in ("diverged_step", "steps", "curves", "max_grad_norm", "clipped_fraction"):
-        assert blocked[field] == per_step[field], field
-    assert blocked["metrics"]["trajectory_hash"] == per_step["metrics"]["trajectory_hash"]
+    assert per_step["status"] == "diverged" and 8 < per_step["diverged_step"] < 45
+    assert per_step["diverged_step"] % block != block - 1  # inside a block, not at its end
+    assert max(p["step"] for p in per_step["profiles"]) <= per_step["diverged_step"]
+
+    def comparable(record: dict) -> str:
+        return json.dumps({k: v for k, v in record.items() if k not in ("wall_s", "env")})
+
+    assert comparable(blocked) == comparable(per_step)
     # the norm of the step that diverged is kept (one more point than the loss curve)
     assert len(per_step["curves"]["grad_norm"]["value"]) == per_step["diverged_step"] + 1
 
