@@ -248,11 +248,26 @@ def run_sweep(
     return summary
 
 
+def _check_device_here(device: str) -> None:
+    """Refuse a device this machine lacks before any store is opened: otherwise every run would
+    fail in its worker, each one retried, and the sweep end in a store of errors."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            why = "torch is built without CUDA" if torch.version.cuda is None else "no GPU visible"
+            raise ConfigError(
+                f"--device: cuda is not available on this machine ({why}, torch "
+                f"{torch.__version__}); allowed here: cpu (or --executor ray on a GPU cluster)"
+            )
+
+
 @contextmanager
 def local_executor(options: ExecutorOptions) -> Iterator[Runner]:
     """Worker processes on this machine (``workers=0``: this process)."""
     if options.address is not None:
         raise ConfigError("--address: only with --executor ray")
+    _check_device_here(options.device)
     workers = default_workers(options.device) if options.workers is None else options.workers
     if workers < 0:
         raise ConfigError(f"--workers: must be >= 0, got {workers}")

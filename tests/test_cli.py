@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import REPO, SLOW_SWEEP, rnnbench_cli, start_sweep
 
 from rnnbench import load_results
@@ -73,6 +74,21 @@ def test_bad_store_exits_2_and_is_untouched(write_sweep, tmp_path: Path, capsys)
     assert main(["results", "--store", str(tmp_path / "missing.db")]) == 2
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_machine_without_it_exits_2_and_writes_nothing(
+    write_sweep, tmp_path: Path, capsys
+) -> None:
+    sweep, store = write_sweep(), tmp_path / "results.db"
+    for workers in ("0", "2"):
+        args = ["run", str(sweep), "--store", str(store), "--device", "cuda", "--workers", workers]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "--device: cuda is not available on this machine" in err
+        assert "allowed here: cpu" in err
+        assert len(err.strip().splitlines()) == 1
+        assert sorted(tmp_path.iterdir()) == [sweep]
+
+
 def test_list_shows_registries(capsys) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -128,8 +144,6 @@ def test_sigterm_stops_a_pooled_sweep_promptly_and_it_resumes(write_sweep, tmp_p
     assert resumed.returncode == 0, resumed.stderr
     frame = load_results(store)
     assert len(frame) == 8 and frame["run_id"].is_unique
-
-
 
 
 def test_run_with_report_then_compare_two_stores(write_sweep, tmp_path: Path, capsys) -> None:
