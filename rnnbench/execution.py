@@ -344,11 +344,12 @@ def _run_in_pool(
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    pool.shutdown(wait=False, cancel_futures=True)
     # The executor has no public way to stop a running task; terminating its processes is safe
-    # because workers hold no state: only the parent writes the store.
-    processes = getattr(pool, "_processes", None) or {}
-    for process in list(processes.values()):
+    # because workers hold no state: only the parent writes the store. They are read before
+    # shutdown(), which drops the executor's reference to them (Python 3.11: _processes = None).
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
         process.terminate()
 
 

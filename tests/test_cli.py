@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -10,7 +12,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, SLOW_SWEEP, rnnbench_cli, start_sweep
+from helpers import (
+    REPO,
+    SLOW_SWEEP,
+    cli_env,
+    rnnbench_cli,
+    run_command,
+    start_sweep,
+    stored_runs,
+    worker_pids,
+)
 
 from rnnbench import load_results
 from rnnbench.cli import main
@@ -144,6 +155,30 @@ def test_sigterm_stops_a_pooled_sweep_promptly_and_it_resumes(write_sweep, tmp_p
     assert resumed.returncode == 0, resumed.stderr
     frame = load_results(store)
     assert len(frame) == 8 and frame["run_id"].is_unique
+
+
+def test_sigterm_to_the_parent_alone_stops_runs_in_flight(write_sweep, tmp_path: Path) -> None:
+    # Two runs of minutes each: the parent must terminate its workers, not wait for them.
+    sweep = write_sweep(SLOW_SWEEP.replace("steps = 150", "steps = 30000"))
+    command = run_command(sweep, tmp_path / "results.db", "--workers", "2")
+    process = subprocess.Popen(command, env=cli_env(), text=True, stderr=subprocess.PIPE)
+    while len(workers := worker_pids(process.pid)) < 2:
+        assert process.poll() is None
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, err = process.communicate(timeout=120)  # the runs in flight would take minutes
+    finally:
+        for pid in [process.pid, *workers]:  # never leave a failed test's processes behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    for _ in range(200):  # terminated workers are gone once init has reaped them
+        if not any(Path(f"/proc/{pid}").exists() for pid in workers):
+            break
+        time.sleep(0.05)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert stored_runs(tmp_path / "results.db") == 0
 
 
 def test_run_with_report_then_compare_two_stores(write_sweep, tmp_path: Path, capsys) -> None:
