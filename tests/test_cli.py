@@ -169,9 +169,10 @@ def test_sigterm_to_the_parent_alone_stops_runs_in_flight(write_sweep, tmp_path:
     try:
         _, err = process.communicate(timeout=120)  # the runs in flight would take minutes
     finally:
-        for pid in [process.pid, *workers]:  # never leave a failed test's processes behind
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        if process.poll() is None:  # it hung: never leave its processes behind
+            for pid in [*workers, process.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
     assert process.returncode == 130, err
     for _ in range(200):  # terminated workers are gone once init has reaped them
         if not any(Path(f"/proc/{pid}").exists() for pid in workers):
