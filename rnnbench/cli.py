@@ -51,6 +51,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.address is not None and args.executor != "ray":
         raise ConfigError("--address: only with --executor ray")
     sweep = load_sweep(args.sweep)  # validated before the store is touched
+    if args.report and args.report.exists() and not args.report.is_dir():
+        raise ConfigError(f"--report: {args.report} is a file; give a folder for the report")
     progress = None if args.no_progress else sys.stderr
     summary = run_sweep(
         sweep,
@@ -66,7 +68,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.report:
         from rnnbench.report import build_report
 
-        out = build_report([args.store], args.report)
+        # this sweep's runs: the store may also hold other sweeps', or an edited version's
+        out = build_report([args.store], args.report, runs={run.run_id for run in sweep.runs})
         print(f"report: {out}")
     return 0
 
@@ -102,23 +105,37 @@ def _cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_runs(sweep_file: Path | None) -> set[str] | None:
+    """The run ids of ``--sweep FILE`` (validated like any sweep file), or None: every run."""
+    if sweep_file is None:
+        return None
+    from rnnbench.config import load_sweep
+
+    return {run.run_id for run in load_sweep(sweep_file).runs}
+
+
 def _cmd_spans(args: argparse.Namespace) -> int:
     from rnnbench.memory import task_spans
+    from rnnbench.regression import GROUP_KEYS, check_one_configuration
     from rnnbench.store import load_results
 
-    print(task_spans(load_results(args.store)).to_string(index=False))
+    runs = _sweep_runs(args.sweep)
+    frame = load_results(args.store)
+    if runs is not None:
+        frame = frame[frame["run_id"].isin(runs)]
+    check_one_configuration(
+        frame[["sweep", *GROUP_KEYS, "config"]].to_dict("records"), f"--store {args.store}"
+    )
+    print(task_spans(frame).to_string(index=False))
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from rnnbench.report import build_report
 
-    labels = args.label or None
-    if labels is not None and len(labels) != len(args.store):
-        raise ConfigError(
-            f"--label: give one label per --store ({len(args.store)} stores, {len(labels)} labels)"
-        )
-    index = build_report(args.store, args.out, labels=labels)
+    index = build_report(
+        args.store, args.out, labels=args.label or None, runs=_sweep_runs(args.sweep)
+    )
     print(f"report: {index}")
     return 0
 
@@ -255,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     spans = commands.add_parser("spans", help="task span per (task, arch, clip)")
     spans.add_argument("--store", required=True, type=Path)
+    spans.add_argument("--sweep", type=Path, default=None, help="only the runs of this sweep file")
     spans.set_defaults(handler=_cmd_spans)
 
     report = commands.add_parser("report", help="build an HTML + Markdown comparison report")
@@ -272,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a label per --store, in the same order (default: file names)",
     )
     report.add_argument("--out", required=True, type=Path, help="output folder")
+    report.add_argument(
+        "--sweep",
+        type=Path,
+        default=None,
+        help="only the runs of this sweep file (needed where a store holds two versions of it)",
+    )
     report.set_defaults(handler=_cmd_report)
 
     theory = commands.add_parser("theory", help="the theory check: products of per-step factors")

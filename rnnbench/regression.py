@@ -231,6 +231,48 @@ def group_label(key: Mapping[str, Any]) -> str:
     return f"{key['task']} T={key['seq_len']} {key['arch']} clip={key['clip']}"
 
 
+def config_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """'train.lr: 0.01 -> 0.003' for the first leaf in which two run configurations differ
+    (seed and sweep name aside), or the two hashes."""
+
+    def leaves(data: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(data, dict):
+            out: dict[str, Any] = {}
+            for key, value in data.items():
+                out.update(leaves(value, f"{prefix}{key}."))
+            return out
+        return {prefix.rstrip("."): data}
+
+    a, b = leaves(_group_config(old)), leaves(_group_config(new))
+    for name in sorted(set(a) | set(b)):
+        if a.get(name) != b.get(name):
+            return f"{name}: {a.get(name)!r} -> {b.get(name)!r}"
+    return f"config hash {_config_hash(old)} -> {_config_hash(new)}"
+
+
+def check_one_configuration(records: Iterable[Mapping[str, Any]], where: str) -> None:
+    """Raise :class:`ConfigError` if a (task, arch, seq_len, clip) group of ``records`` holds
+    runs of different configurations (a store filled by two versions of a sweep file, say):
+    summaries pool a group's runs as seeds of one configuration, and would silently mix them."""
+    first: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    clash: tuple[tuple[Any, ...], Mapping[str, Any]] | None = None
+    sweeps: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+    for record in records:
+        key = tuple(record[k] for k in GROUP_KEYS)
+        config = record.get("config") or {}
+        sweeps[key].add(str(record.get("sweep")))
+        known = first.setdefault(key, config)
+        if clash is None and _config_hash(known) != _config_hash(config):
+            clash = (key, config)
+    if clash is not None:
+        key, config = clash
+        raise ConfigError(
+            f"{where}: group {group_label(dict(zip(GROUP_KEYS, key, strict=True)))} holds runs "
+            f"of different configurations ({config_difference(first[key], config)}; sweeps: "
+            f"{', '.join(sorted(sweeps[key]))}); pass --sweep FILE to take one sweep file's runs"
+        )
+
+
 def _summarize_env(envs: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
     """Per field the value shared by all runs, or the sorted list of distinct values."""
     values: dict[str, set[str]] = defaultdict(set)
@@ -284,23 +326,17 @@ def groups_from_records(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any,
     Raises ConfigError when one group mixes configurations (runs of two different sweeps in one
     store): the baseline would silently average over them.
     """
+    records = list(records)
+    check_one_configuration(records, "the store")
     by_key: dict[tuple[Any, ...], list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
         by_key[tuple(record[k] for k in GROUP_KEYS)].append(record)
     groups: dict[tuple[Any, ...], Group] = {}
     for key, runs in sorted(by_key.items(), key=lambda item: json.dumps(item[0])):
-        hashes = {_config_hash(r.get("config") or {}) for r in runs}
-        label = group_label(dict(zip(GROUP_KEYS, key, strict=True)))
-        if len(hashes) > 1:
-            sweeps = sorted({str(r.get("sweep")) for r in runs})
-            raise ConfigError(
-                f"group {label}: the store holds {len(hashes)} different configurations "
-                f"(sweeps: {', '.join(sweeps)}); pass --sweep FILE to pick one sweep's runs"
-            )
         runs = sorted(runs, key=lambda r: int(r["seed"]))
         groups[key] = Group(
             key=dict(zip(GROUP_KEYS, key, strict=True)),
-            config_hash=hashes.pop(),
+            config_hash=_config_hash(runs[0].get("config") or {}),
             config=_group_config(runs[0].get("config") or {}),
             seeds=[int(r["seed"]) for r in runs],
             run_ids=[str(r["run_id"]) for r in runs],
@@ -369,6 +405,10 @@ class Baseline:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"--out: {path} is a folder; give the baseline file's path")
+        if path.parent.exists() and not path.parent.is_dir():
+            raise ConfigError(f"--out: {path.parent} is a file, not a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(self.dumps(), encoding="utf-8")
@@ -970,20 +1010,7 @@ def _seeds(seeds: Sequence[int]) -> str:
 
 def _first_difference(group: Group, config: Mapping[str, Any]) -> str:
     """'train.lr: 0.01 -> 0.003' for the first differing leaf, or the two hashes."""
-
-    def leaves(data: Any, prefix: str = "") -> dict[str, Any]:
-        if isinstance(data, dict):
-            out: dict[str, Any] = {}
-            for key, value in data.items():
-                out.update(leaves(value, f"{prefix}{key}."))
-            return out
-        return {prefix.rstrip("."): data}
-
-    old, new = leaves(group.config), leaves(_group_config(config))
-    for name in sorted(set(old) | set(new)):
-        if old.get(name) != new.get(name):
-            return f"{name}: {old.get(name)!r} -> {new.get(name)!r}"
-    return f"config hash {group.config_hash} -> {_config_hash(config)}"
+    return config_difference(group.config, config)
 
 
 def false_alarms(

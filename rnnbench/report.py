@@ -27,7 +27,7 @@ import functools
 import html
 import io
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from rnnbench.errors import ConfigError
 from rnnbench.gradients import summarize_profile
 from rnnbench.memory import task_spans
+from rnnbench.regression import GROUP_KEYS, check_one_configuration
 from rnnbench.store import Store, load_results
 
 __all__ = ["build_report", "theory_check", "theory_text"]
@@ -94,19 +96,37 @@ def _solved_flags(frame: pd.DataFrame) -> pd.Series:
     return frame["solved"].map(lambda v: v is True or v is np.True_)
 
 
-def _label_frames(stores: Sequence[str | Path], labels: Sequence[str] | None) -> pd.DataFrame:
+def _default_labels(stores: Sequence[str | Path]) -> list[str]:
+    """The stores' file stems; their paths where two stems collide."""
+    paths = [Path(s) for s in stores]
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise ConfigError(f"--store: the same store is given twice ({', '.join(map(str, paths))})")
+    stems = [p.stem for p in paths]
+    return stems if len(set(stems)) == len(stems) else [str(p.with_suffix("")) for p in paths]
+
+
+def _label_frames(
+    stores: Sequence[str | Path],
+    labels: Sequence[str] | None,
+    runs: Collection[str] | None = None,
+) -> pd.DataFrame:
     if not stores:
-        raise ValueError("build_report needs at least one store")
-    if labels is None:
-        labels = [Path(s).stem for s in stores]
-    labels = list(labels)
+        raise ConfigError("--store: build_report needs at least one store")
+    labels = _default_labels(stores) if labels is None else list(labels)
     if len(labels) != len(stores):
-        raise ValueError(f"got {len(stores)} stores but {len(labels)} labels")
+        raise ConfigError(
+            f"--label: give one label per --store ({len(stores)} stores, {len(labels)} labels)"
+        )
     if len(set(labels)) != len(labels):
-        raise ValueError(f"labels must be unique, got {labels!r}")
+        raise ConfigError(f"--label: labels must be unique, got {', '.join(labels)}")
     frames = []
     for store, label in zip(stores, labels, strict=True):
         frame = load_results(store)
+        if runs is not None:
+            frame = frame[frame["run_id"].isin(runs)].reset_index(drop=True)
+        check_one_configuration(
+            frame[["sweep", *GROUP_KEYS, "config"]].to_dict("records"), f"--store {store}"
+        )
         frame.insert(0, "label", label)
         frames.append(frame)
     combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -818,14 +838,21 @@ def _safe(figures: Callable[[pd.DataFrame, _Ctx], list[tuple[str, Figure, str]]]
 
 
 def build_report(stores: Sequence[str | Path], out: str | Path,
-                 labels: Sequence[str] | None = None) -> Path:
+                 labels: Sequence[str] | None = None,
+                 runs: Collection[str] | None = None) -> Path:
     """Write ``out/index.html`` (self-contained), ``out/report.md``, ``out/figures/*.png|svg``
     and ``out/tables/*.csv`` for one store, or compare several (one label per store; labels
-    default to the store file stems).  Returns the path of ``index.html``."""
-    frame = _label_frames(list(stores), labels)
+    default to the store file stems).  ``runs``: only these run ids (one sweep file's runs).
+    Returns the path of ``index.html``.
+
+    Raises :class:`ConfigError` for a store whose group holds runs of two configurations
+    (their seeds would be pooled) and for an ``out`` that is an existing file."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file; give a folder for the report")
+    frame = _label_frames(list(stores), labels, runs)
     labels = list(frame.attrs["labels"])
     multi = len(labels) > 1
-    out = Path(out)
     figdir, tabledir = out / "figures", out / "tables"
     figdir.mkdir(parents=True, exist_ok=True)
     tabledir.mkdir(parents=True, exist_ok=True)

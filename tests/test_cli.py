@@ -10,8 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
+from conftest import TINY_SWEEP
 from helpers import (
     REPO,
     SLOW_SWEEP,
@@ -205,3 +207,108 @@ def test_run_with_report_then_compare_two_stores(write_sweep, tmp_path: Path, ca
     assert "Δ (mine − base)" in (tmp_path / "cmp" / "report.md").read_text()
     assert main(["theory"]) == 0
     assert "0.25^10" in capsys.readouterr().out
+
+
+def test_a_store_holding_two_versions_of_a_sweep_is_never_pooled(
+    write_sweep, tmp_path: Path, capsys
+) -> None:
+    # The sweep file was edited (steps 12 -> 13) and run into the same store: 2 runs per group,
+    # of different configurations, which report and spans would have counted as 2 seeds.
+    first = write_sweep()
+    edited = write_sweep(TINY_SWEEP.replace("steps = 12", "steps = 13"), name="edited.toml")
+    store = tmp_path / "results.db"
+    for sweep in (first, edited):
+        assert (
+            main(["run", str(sweep), "--store", str(store), "--workers", "0", "--no-progress"]) == 0
+        )
+    capsys.readouterr()
+    for command in (["report", "--out", str(tmp_path / "pooled")], ["spans"]):
+        assert main([*command, "--store", str(store)]) == 2
+        err = capsys.readouterr().err
+        assert "holds runs of different configurations (train.steps: 12 -> 13" in err
+        assert "pass --sweep FILE" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "pooled").exists()
+
+    assert main(["spans", "--store", str(store), "--sweep", str(edited)]) == 0
+    assert (
+        main(
+            ["report", "--store", str(store), "--sweep", str(first), "--out", str(tmp_path / "r1")]
+        )
+        == 0
+    )
+    headline = pd.read_csv(tmp_path / "r1" / "tables" / "headline.csv")
+    assert set(headline["runs"]) == {1}  # one seed per group, as the sweep file has
+    # `run --report` reports the sweep it ran, whatever else the store holds
+    assert (
+        main(
+            [
+                "run",
+                str(edited),
+                "--store",
+                str(store),
+                "--no-progress",
+                "--report",
+                str(tmp_path / "r2"),
+            ]
+        )
+        == 0
+    )
+    assert set(pd.read_csv(tmp_path / "r2" / "tables" / "headline.csv")["runs"]) == {1}
+
+
+def test_output_paths_that_cannot_be_written_exit_2_and_write_nothing(
+    write_sweep, tmp_path: Path, capsys
+) -> None:
+    store = tmp_path / "results.db"
+    assert (
+        main(["run", str(write_sweep()), "--store", str(store), "--workers", "0", "--no-progress"])
+        == 0
+    )
+    a_file, a_folder = tmp_path / "notes.txt", tmp_path / "folder"
+    a_file.write_text("mine")
+    a_folder.mkdir()
+    def files() -> list[Path]:  # a reader's SQLite -wal/-shm side files aside
+        return sorted(p for p in tmp_path.rglob("*") if not p.name.endswith(("-wal", "-shm")))
+
+    before = files()
+    capsys.readouterr()
+    for args, message in [
+        (["report", "--store", str(store), "--out", str(a_file)], f"--out: {a_file} is a file"),
+        (
+            ["report", "--store", str(store), "--store", str(store), "--out", str(a_folder)],
+            "--store: the same store is given twice",
+        ),
+        (
+            ["baseline", "save", "--store", str(store), "--out", str(a_folder)],
+            f"--out: {a_folder} is a folder",
+        ),
+        (
+            ["baseline", "save", "--store", str(store), "--out", str(a_file / "b.json")],
+            f"--out: {a_file} is a file",
+        ),
+        (
+            ["run", str(write_sweep()), "--store", str(store), "--report", str(a_file)],
+            f"--report: {a_file} is a file",
+        ),
+    ]:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert files() == before and a_file.read_text() == "mine"
+
+
+def test_two_stores_with_one_file_name_get_distinct_default_labels(
+    write_sweep, tmp_path: Path
+) -> None:
+    sweep = write_sweep()
+    stores = [tmp_path / "a" / "results.db", tmp_path / "b" / "results.db"]
+    for store in stores:
+        assert (
+            main(["run", str(sweep), "--store", str(store), "--workers", "0", "--no-progress"]) == 0
+        )
+    out = tmp_path / "cmp"
+    assert (
+        main(["report", "--store", str(stores[0]), "--store", str(stores[1]), "--out", str(out)])
+        == 0
+    )
+    assert str(stores[1].with_suffix("")) in (out / "report.md").read_text()
