@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,15 @@ from rnnbench.execution import ExecutorOptions, Finish, Runner, init_worker
 from rnnbench.training import error_record, execute_run
 
 NOT_INSTALLED = "--executor ray: Ray is not installed; pip install 'rnnbench[ray]'"
+
+#: What ``--address`` accepts, for the errors that refuse anything else.
+ADDRESS_EXPECTED = (
+    "expected 'auto', HOST:PORT of a running Ray head, or nothing for a local instance"
+)
+
+#: Seconds to wait for the head's port to accept a TCP connection. A head that is up answers
+#: in milliseconds; ray.init itself would retry an unreachable GCS for minutes.
+REACH_TIMEOUT_S = 3.0
 
 
 def _train(
@@ -116,6 +126,7 @@ def _connect(ray: ModuleType, options: ExecutorOptions, threads: int) -> bool:
         cpus = options.workers * threads if options.workers else max(cores, threads)
         settings.update(address="local", num_cpus=cpus)
     else:
+        _check_address(options.address)
         settings["address"] = options.address
     on_main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if on_main else None
@@ -129,6 +140,47 @@ def _connect(ray: ModuleType, options: ExecutorOptions, threads: int) -> bool:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return True
+
+
+def _check_address(address: str) -> None:
+    """Refuse an ``--address`` that ray.init would choke on: a malformed one (Ray raises a bare
+    ``ValueError``) or a HOST:PORT where nothing listens (Ray logs GCS timeouts and retries for
+    minutes before giving up). ``auto`` is left to Ray, which looks it up (``RAY_ADDRESS``, the
+    last ``ray start`` on this machine) and raises ``ConnectionError`` if nothing is found."""
+    if address == "auto":
+        return
+    host, port = _split_address(address)
+    try:
+        # Only whether the port accepts connections; ray.init then does the real handshake.
+        # Ray swaps localhost for this node's IP before connecting; checking the name as given
+        # is still right because the GCS listens on all interfaces (`ray start`, Ray 2.60).
+        with socket.create_connection((host, port), timeout=REACH_TIMEOUT_S):
+            pass
+    except socket.gaierror:
+        reason = f"unknown host {host!r}"
+    except ConnectionRefusedError:
+        reason = "connection refused"
+    except TimeoutError:  # socket.timeout is TimeoutError since Python 3.10
+        reason = f"no answer within {REACH_TIMEOUT_S:g} s"
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+    else:
+        return
+    raise ConfigError(f"--address: cannot reach {address} ({reason}); {ADDRESS_EXPECTED}")
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port); a ConfigError for anything else, which
+    covers ``local`` (the default without --address; ray.init would skip the CPU sizing above)
+    and ``ray://`` Ray Client addresses (neither documented nor tested with this executor)."""
+    host, colon, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:  # a bare IPv6 address: the port is ambiguous, as it is to Ray
+        host = ""
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address: not an address: {address!r}; {ADDRESS_EXPECTED}")
+    return host, int(port)
 
 
 def _collect(ray: ModuleType, refs: dict[Any, RunConfig], device: str, finish: Finish) -> None:

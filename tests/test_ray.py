@@ -5,8 +5,10 @@ workers, a worker that dies is retried, and bad input is refused before the stor
 from __future__ import annotations
 
 import importlib.util
+import socket
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from helpers import rnnbench_cli
@@ -189,3 +191,87 @@ def test_ray_missing_is_a_one_line_error_naming_the_extra(
     assert main(["run", str(sweep), "--store", str(tmp_path / "r.db"), "--executor", "ray"]) == 2
     assert f"rnnbench: error: {NOT_INSTALLED}" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [sweep]
+
+
+#: What an --address error says is allowed (spelled out: it is what the user reads).
+ADDRESS_EXPECTED = (
+    "expected 'auto', HOST:PORT of a running Ray head, or nothing for a local instance"
+)
+
+
+class FakeRay(SimpleNamespace):
+    """Stands in for the ``ray`` module: a bad --address must be refused before ray.init, which
+    would raise a ValueError traceback (malformed) or retry the GCS for minutes (nothing there).
+    Its ``init`` records the call and fails as Ray does when it finds no cluster."""
+
+    def __init__(self) -> None:
+        super().__init__(calls=[], is_initialized=lambda: False)
+
+    def init(self, **settings: object) -> None:
+        self.calls.append(settings)
+        raise ConnectionError("Could not find any running Ray instance.")
+
+
+def run_with_address(
+    write_sweep, tmp_path: Path, capsys, monkeypatch, address: str
+) -> tuple[int, str, FakeRay]:
+    fake = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    sweep = write_sweep()
+    argv = ["run", str(sweep), "--store", str(tmp_path / "r.db"), "--executor", "ray"]
+    code = main([*argv, "--address", address])
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == [sweep]  # no store, no lock file
+    return code, err, fake
+
+
+def closed_port() -> int:
+    """A local port with nothing listening: bound (so the OS picked a free one), never listened."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "address", ["nonsense", "local", "ray://127.0.0.1:10001", "head:port", ":6379", "h:70000"]
+)
+def test_a_malformed_address_exits_2_before_ray_init_and_writes_nothing(
+    write_sweep, tmp_path: Path, capsys, monkeypatch, address: str
+) -> None:
+    code, err, fake = run_with_address(write_sweep, tmp_path, capsys, monkeypatch, address)
+    assert code == 2 and not fake.calls
+    assert f"rnnbench: error: --address: not an address: {address!r}; {ADDRESS_EXPECTED}" in err
+
+
+def test_an_address_with_nothing_listening_exits_2_before_ray_init_and_writes_nothing(
+    write_sweep, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    address = f"127.0.0.1:{closed_port()}"
+    code, err, fake = run_with_address(write_sweep, tmp_path, capsys, monkeypatch, address)
+    assert code == 2 and not fake.calls
+    expected = f"--address: cannot reach {address} (connection refused); {ADDRESS_EXPECTED}"
+    assert f"rnnbench: error: {expected}" in err
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [(TimeoutError(), "no answer within 3 s"), (socket.gaierror(), "unknown host 'head'")],
+)
+def test_an_unreachable_head_is_named_with_the_reason(
+    write_sweep, tmp_path: Path, capsys, monkeypatch, failure: OSError, reason: str
+) -> None:
+    def connect(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    code, err, fake = run_with_address(write_sweep, tmp_path, capsys, monkeypatch, "head:6379")
+    assert code == 2 and not fake.calls
+    assert f"--address: cannot reach head:6379 ({reason}); " in err
+
+
+def test_address_auto_is_left_to_ray(write_sweep, tmp_path: Path, capsys, monkeypatch) -> None:
+    # Ray looks 'auto' up itself (RAY_ADDRESS, the last `ray start` here); no check of ours.
+    code, err, fake = run_with_address(write_sweep, tmp_path, capsys, monkeypatch, "auto")
+    assert code == 2 and [call["address"] for call in fake.calls] == ["auto"]
+    assert "rnnbench: error: --address auto: Could not find any running Ray instance." in err
