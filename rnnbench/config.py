@@ -248,8 +248,12 @@ def parse_section(cls: type[Any], table: Any, path: str, base: Any = None) -> An
     return cls(**values)
 
 
-def _grid_axis(grid: dict[str, Any], axis: str, known: Registry[Any] | None = None) -> list[Any]:
-    path = f"grid.{axis}"
+def _grid_axis(
+    grid: dict[str, Any], axis: str, known: Registry[Any] | None = None, path: str = ""
+) -> list[Any]:
+    """The values of one axis, validated. ``path`` is where the user wrote the list, for the
+    errors: ``grid.<axis>`` unless given (a per-task ``tasks.<name>.seq_len``)."""
+    path = path or f"grid.{axis}"
     if axis not in grid:
         raise ConfigError(f"{path}: required; the grid needs {', '.join(GRID_AXES)}")
     values = grid[axis]
@@ -323,7 +327,10 @@ def parse_sweep(
         table = dict(tasks_table.get(task_name, {}))
         seq_lens = axes["seq_len"]
         if "seq_len" in table:  # a per-task list of T overrides grid.seq_len for that task
-            seq_lens = _grid_axis({"seq_len": table.pop("seq_len")}, "seq_len")
+            # Checked like grid.seq_len, but errors name the key the user wrote.
+            seq_lens = _grid_axis(
+                {"seq_len": table.pop("seq_len")}, "seq_len", path=f"tasks.{task_name}.seq_len"
+            )
         task_model = parse_section(
             ModelSettings, table.pop("model", {}), f"tasks.{task_name}.model", model
         )

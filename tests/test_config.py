@@ -112,6 +112,14 @@ def test_per_task_overrides() -> None:
             r"^tasks.adding.placement: must be one of halves, anywhere",
         ),
         (lambda d: d.update(tasks={"parity": {}}), r"^tasks.parity: not in grid.task"),
+        (  # a per-task list is named where it was written, not as grid.seq_len
+            lambda d: d.update(tasks={"adding": {"seq_len": [-1]}}),
+            r"^tasks\.adding\.seq_len: must be in \[1, 100000\], got -1$",
+        ),
+        (
+            lambda d: d.update(tasks={"adding": {"seq_len": []}}),
+            r"^tasks\.adding\.seq_len: must list at least one value$",
+        ),
         (lambda d: d.update(imports=["no_such_module_xyz"]), r"^imports: cannot import"),
         (
             lambda d: d["diagnostics"].update(enabled="no"),
