@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=None,
-        help="torch threads per worker (default: cores / workers; ray: 1 per run)",
+        help="torch threads per worker (default, or 0: cores / workers; ray: 1 per run)",
     )
     run.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     run.add_argument(
@@ -318,7 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("baseline", type=Path, help="baseline JSON from `rnnbench baseline save`")
     gate.add_argument("--store", required=True, type=Path, help="results store of the new runs")
     gate.add_argument(
-        "--alpha", type=float, default=0.05, help="significance level per check (default 0.05)"
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="family-wise significance level: Holm-corrected over all checks (default 0.05)",
     )
     gate.add_argument(
         "--tolerance",

@@ -593,13 +593,23 @@ def fig_grad_norm_training(frame: pd.DataFrame, ctx: _Ctx) -> list[tuple[str, Fi
 # Theory check
 # --------------------------------------------------------------------------------------------
 
-_PRODUCTS: tuple[tuple[str, float, int, str], ...] = (
-    # (what, per-layer factor, layers, the seed text's rounded number)
-    ("sigmoid derivative bound 0.25 over 10 layers", 0.25, 10, "≈ 1e-7"),
-    ("factor 0.2 over 19 steps (vanishing)", 0.2, 19, "≈ 5.2e-14"),
-    ("factor 2.5 over 19 steps (exploding)", 2.5, 19, "≈ 1.4e8"),
-    ("factor 1.1 over 100 steps (slow explosion)", 1.1, 100, "≈ 13,780"),
+_PRODUCTS: tuple[tuple[str, float, int, float], ...] = (
+    # (what, per-layer factor, layers, the number the seed text states for the product)
+    ("sigmoid derivative bound 0.25 over 10 layers", 0.25, 10, 1e-7),
+    ("factor 0.2 over 19 steps (vanishing)", 0.2, 19, 5.24e-14),
+    ("factor 2.5 over 19 steps (exploding)", 2.5, 19, 1.42e8),
+    ("factor 1.1 over 100 steps (slow explosion)", 1.1, 100, 13_780),
 )
+#: A stated number agrees with the computed one within this relative difference (the texts
+#: round to 2-3 significant digits).
+_AGREES = 0.05
+
+
+def _verdict(value: float, stated: float) -> str:
+    ratio = value / stated
+    if abs(ratio - 1) <= _AGREES:
+        return "agrees"
+    return f"text is off: computed = {ratio:.3g} × stated"
 SIGMOID_LAYERS = 50
 SIGMOID_DIM = 32
 SIGMOID_SCALES = (1.0, 6.0)
@@ -632,27 +642,33 @@ def sigmoid_stack_norms(scale: float, layers: int = SIGMOID_LAYERS, dim: int = S
 
 def theory_check() -> pd.DataFrame:
     """The seed texts' numbers, computed: products of per-layer factors and a measured 50-layer
-    sigmoid stack.  Columns: quantity, value, quoted (the text's rounded number), detail."""
+    sigmoid stack.  Columns: quantity, value, quoted (what the text states), verdict (whether
+    the computed value bears the text out; empty where the text states nothing), detail."""
     rows: list[dict[str, Any]] = []
-    for what, factor, layers, quoted in _PRODUCTS:
-        rows.append({"quantity": f"{factor:g}^{layers}", "value": math.prod([factor] * layers),
-                     "quoted": quoted, "detail": what})
+    for what, factor, layers, stated in _PRODUCTS:
+        value = math.prod([factor] * layers)
+        rows.append({"quantity": f"{factor:g}^{layers}", "value": value,
+                     "quoted": f"≈ {stated:.3g}", "verdict": _verdict(value, stated),
+                     "detail": what})
     for scale in SIGMOID_SCALES:
         norms = np.asarray(sigmoid_stack_norms(scale), dtype=np.float64)
         summary = summarize_profile(norms, (0, len(norms)))
         kind = "vanishes" if summary.factor < 1 else "explodes"
+        expected = "vanishes" if scale == 1.0 else "explodes"
         base = f"{SIGMOID_LAYERS}-layer sigmoid stack, dim {SIGMOID_DIM}, scale {scale:g}"
         rows.append({"quantity": f"sigmoid scale {scale:g}: per-layer factor r",
                      "value": summary.factor,
                      "quoted": "< 1 (vanishes)" if scale == 1.0 else "> 1 (explodes)",
+                     "verdict": "agrees" if kind == expected else f"text is off: it {kind}",
                      "detail": f"{base}: measured r = exp(slope of log‖∂L/∂h_l‖) → {kind}"})
         rows.append({"quantity": f"sigmoid scale {scale:g}: first/last layer norm ratio",
                      "value": norms[0] / norms[-1] if norms[-1] > 0 else math.nan,
-                     "quoted": "", "detail": f"{base}: ‖∂L/∂h_0‖ / ‖∂L/∂h_{SIGMOID_LAYERS - 1}‖"})
+                     "quoted": "", "verdict": "",
+                     "detail": f"{base}: ‖∂L/∂h_0‖ / ‖∂L/∂h_{SIGMOID_LAYERS - 1}‖"})
         rows.append({"quantity": f"sigmoid scale {scale:g}: gradient span (layers)",
-                     "value": float(summary.span), "quoted": "",
+                     "value": float(summary.span), "quoted": "", "verdict": "",
                      "detail": f"{base}: layers back the norm stays ≥ 1e-6 × its maximum"})
-    return pd.DataFrame(rows, columns=["quantity", "value", "quoted", "detail"])
+    return pd.DataFrame(rows, columns=["quantity", "value", "quoted", "verdict", "detail"])
 
 
 def theory_text() -> str:
@@ -660,7 +676,7 @@ def theory_text() -> str:
     frame = theory_check()
     lines = ["Theory check (computed, not quoted):"]
     for r in frame.itertuples():
-        quoted = f"  (text: {r.quoted})" if r.quoted else ""
+        quoted = f"  (text: {r.quoted}; {r.verdict})" if r.quoted else ""
         lines.append(f"  {r.quantity} = {r.value:.4g}{quoted}  - {r.detail}")
     return "\n".join(lines)
 
@@ -907,7 +923,8 @@ def build_report(stores: Sequence[str | Path], out: str | Path,
 
     s = _Section("theory", "Theory check")
     s.para("Numbers from the text, computed here (not quoted): products of per-layer factors, "
-           "and a sigmoid stack measured with torch autograd.")
+           "and a sigmoid stack measured with torch autograd. 'verdict' says whether the "
+           f"computed value bears out what the text states (within {_AGREES:.0%}).")
     s.table("", theory.assign(value=theory["value"].map(lambda v: f"{v:.4g}")).set_index(
         "quantity"))
     _save_figure(*fig_theory(), figdir, s)

@@ -193,6 +193,12 @@ def test_theory_check_numbers() -> None:
     assert math.isclose(frame.loc["1.1^100", "value"], 13_780, rel_tol=0.001)
     assert frame.loc["sigmoid scale 1: per-layer factor r", "value"] < 1
     assert frame.loc["sigmoid scale 6: per-layer factor r", "value"] > 1
+    # the seed texts state 0.25^10 ≈ 1e-7 (it is 9.5e-7) and 2.5^19 ≈ 1.42e8 (it is 3.6e7)
+    verdicts = frame["verdict"].to_dict()
+    assert verdicts["0.25^10"] == "text is off: computed = 9.54 × stated"
+    assert verdicts["2.5^19"] == "text is off: computed = 0.256 × stated"
+    assert verdicts["0.2^19"] == verdicts["1.1^100"] == "agrees"
+    assert verdicts["sigmoid scale 1: per-layer factor r"] == "agrees"
     text = theory_text()
     assert "0.25^10" in text and "sigmoid scale 6" in text
 
