@@ -17,6 +17,8 @@ from typing import Any
 
 from rnnbench.errors import ConfigError, RnnbenchError
 
+#: The order ``rnnbench results`` lists runs in: the grid's, whatever order they finished in.
+RUN_ORDER = ("sweep", "task", "arch", "seq_len", "clip", "seed")
 #: Columns of ``rnnbench results`` (the full record is in ``--format jsonl``).
 SUMMARY_COLUMNS = [
     "run_id",
@@ -88,8 +90,10 @@ def _cmd_results(args: argparse.Namespace) -> int:
     with Store(args.store, readonly=True) as store:
         frame = store.dataframe()
         records = store.runs() if args.format == "jsonl" else None
+    # in grid order, not the order the runs happened to finish in
+    frame = frame.sort_values(list(RUN_ORDER), kind="stable")
     if args.format == "jsonl":
-        for record in records or []:
+        for record in sorted(records or [], key=lambda r: tuple(r[k] for k in RUN_ORDER)):
             print(json.dumps({k: _jsonable(v) for k, v in record.items()}, default=_jsonable))
         return 0
     columns = [c for c in SUMMARY_COLUMNS if c in frame.columns]
@@ -126,7 +130,13 @@ def _cmd_spans(args: argparse.Namespace) -> int:
     check_one_configuration(
         frame[["sweep", *GROUP_KEYS, "config"]].to_dict("records"), f"--store {args.store}"
     )
-    print(task_spans(frame).to_string(index=False))
+    if frame.empty:
+        print("(no runs in the store)")
+        return 0
+    spans = task_spans(frame)
+    for column in ("task_span", "first_unsolved"):  # sequence lengths: integers, '-' for none
+        spans[column] = [("-" if math.isnan(v) else str(int(v))) for v in spans[column]]
+    print(spans.to_string(index=False))
     return 0
 
 

@@ -46,6 +46,11 @@ def test_run_then_results_through_worker_processes(write_sweep, tmp_path: Path) 
     csv = rnnbench_cli("results", "--store", str(store), "--format", "csv").stdout
     assert csv.splitlines()[0].startswith("run_id,task,arch,seq_len,clip,seed,status")
     assert len(csv.splitlines()) == 9
+    # in grid order, whichever worker finished first
+    keys = [line.split(",")[1:6] for line in csv.splitlines()[1:]]  # task, arch, T, clip, seed
+    assert keys == sorted(keys, key=lambda k: (k[0], k[1], int(k[2]), k[3], int(k[4])))
+    spans = rnnbench_cli("spans", "--store", str(store)).stdout.split()
+    assert "task_span" in spans and not any("nan" in w.lower() or w.endswith(".0") for w in spans)
     table = rnnbench_cli("results", "--store", str(store)).stdout
     assert "lstm" in table and "normalized_loss" in table
     again = rnnbench_cli(
@@ -267,6 +272,7 @@ def test_output_paths_that_cannot_be_written_exit_2_and_write_nothing(
     a_file, a_folder = tmp_path / "notes.txt", tmp_path / "folder"
     a_file.write_text("mine")
     a_folder.mkdir()
+
     def files() -> list[Path]:  # a reader's SQLite -wal/-shm side files aside
         return sorted(p for p in tmp_path.rglob("*") if not p.name.endswith(("-wal", "-shm")))
 

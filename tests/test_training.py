@@ -210,16 +210,17 @@ def test_diagnostics_off_trains_the_same_run_and_still_stores_and_reports(tmp_pa
         assert math.isnan(off[field]), field
     assert off["grad_span"] is None and off["grad_span_init"] is None and off["probe_span"] is None
 
-    db = tmp_path / "runs.db"
-    with Store(db) as store:
-        store.record_run(on)
-        store.record_run(off)
-    row = load_results(db).set_index("run_id").loc[off["run_id"]]
+    stores = {"on": tmp_path / "on.db", "off": tmp_path / "off.db"}
+    for name, record in (("on", on), ("off", off)):
+        with Store(stores[name]) as store:
+            store.record_run(record)
+    row = load_results(stores["off"]).set_index("run_id").loc[off["run_id"]]
     assert row["status"] == "ok" and row["final_loss"] == off["final_loss"]
     assert math.isnan(row["grad_factor"]) and math.isnan(row["memory_capacity"])
     assert bool(row["solved"]) == off["solved"]
-    # One report over both: the run without profiles adds gaps, not errors.
-    index = build_report([db], tmp_path / "report")
+    # A report comparing both: the run without profiles adds gaps, not errors. (In one store
+    # the two would be refused: a group of two configurations, seed 0 twice.)
+    index = build_report(list(stores.values()), tmp_path / "report", labels=list(stores))
     assert "Gradient norm through time" in index.read_text(encoding="utf-8")
 
 
