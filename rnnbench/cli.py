@@ -91,11 +91,11 @@ def _cmd_results(args: argparse.Namespace) -> int:
         frame = store.dataframe()
         records = store.runs() if args.format == "jsonl" else None
     # in grid order, not the order the runs happened to finish in
-    frame = frame.sort_values(list(RUN_ORDER), kind="stable")
     if args.format == "jsonl":
         for record in sorted(records or [], key=lambda r: tuple(r[k] for k in RUN_ORDER)):
             print(json.dumps({k: _jsonable(v) for k, v in record.items()}, default=_jsonable))
         return 0
+    frame = frame.sort_values(list(RUN_ORDER), kind="stable")
     columns = [c for c in SUMMARY_COLUMNS if c in frame.columns]
     frame = frame[columns]
     if args.format == "csv":
@@ -120,16 +120,9 @@ def _sweep_runs(sweep_file: Path | None) -> set[str] | None:
 
 def _cmd_spans(args: argparse.Namespace) -> int:
     from rnnbench.memory import task_spans
-    from rnnbench.regression import GROUP_KEYS, check_one_configuration
-    from rnnbench.store import load_results
+    from rnnbench.regression import load_pooled_runs
 
-    runs = _sweep_runs(args.sweep)
-    frame = load_results(args.store)
-    if runs is not None:
-        frame = frame[frame["run_id"].isin(runs)]
-    check_one_configuration(
-        frame[["sweep", *GROUP_KEYS, "config"]].to_dict("records"), f"--store {args.store}"
-    )
+    frame = load_pooled_runs(args.store, _sweep_runs(args.sweep))
     if frame.empty:
         print("(no runs in the store)")
         return 0
@@ -163,11 +156,9 @@ def _select_runs(store_path: Path, sweep_file: Path | None) -> list[dict[str, An
 
     with Store(store_path, readonly=True) as store:
         records = store.runs()
-    if sweep_file is None:
+    wanted = _sweep_runs(sweep_file)
+    if wanted is None:
         return records
-    from rnnbench.config import load_sweep
-
-    wanted = {run.run_id for run in load_sweep(sweep_file).runs}
     chosen = [r for r in records if r["run_id"] in wanted]
     if len(chosen) < len(wanted):
         raise ConfigError(

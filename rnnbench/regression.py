@@ -39,15 +39,18 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rnnbench.confighash import canonical_config
 from rnnbench.errors import ConfigError
 from rnnbench.registry import Registry
 from rnnbench.stats import fisher_greater, mann_whitney_greater
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -254,23 +257,38 @@ def check_one_configuration(records: Iterable[Mapping[str, Any]], where: str) ->
     """Raise :class:`ConfigError` if a (task, arch, seq_len, clip) group of ``records`` holds
     runs of different configurations (a store filled by two versions of a sweep file, say):
     summaries pool a group's runs as seeds of one configuration, and would silently mix them."""
-    first: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    first: dict[tuple[Any, ...], tuple[str, Mapping[str, Any]]] = {}  # (hash, config)
     clash: tuple[tuple[Any, ...], Mapping[str, Any]] | None = None
     sweeps: dict[tuple[Any, ...], set[str]] = defaultdict(set)
     for record in records:
         key = tuple(record[k] for k in GROUP_KEYS)
         config = record.get("config") or {}
         sweeps[key].add(str(record.get("sweep")))
-        known = first.setdefault(key, config)
-        if clash is None and _config_hash(known) != _config_hash(config):
+        digest = _config_hash(config)
+        known = first.setdefault(key, (digest, config))
+        if clash is None and known[0] != digest:
             clash = (key, config)
     if clash is not None:
         key, config = clash
         raise ConfigError(
             f"{where}: group {group_label(dict(zip(GROUP_KEYS, key, strict=True)))} holds runs "
-            f"of different configurations ({config_difference(first[key], config)}; sweeps: "
+            f"of different configurations ({config_difference(first[key][1], config)}; sweeps: "
             f"{', '.join(sorted(sweeps[key]))}); pass --sweep FILE to take one sweep file's runs"
         )
+
+
+def load_pooled_runs(store: str | Path, runs: Collection[str] | None = None) -> pd.DataFrame:
+    """A store's runs (only ``runs``, if given: one sweep file's) for a summary that pools each
+    group's runs as seeds (reports, task spans): refused where a group mixes configurations."""
+    from rnnbench.store import load_results
+
+    frame = load_results(store)
+    if runs is not None:
+        frame = frame[frame["run_id"].isin(runs)].reset_index(drop=True)
+    check_one_configuration(
+        frame[["sweep", *GROUP_KEYS, "config"]].to_dict("records"), f"--store {store}"
+    )
+    return frame
 
 
 def _summarize_env(envs: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:

@@ -45,8 +45,8 @@ from matplotlib.figure import Figure
 from rnnbench.errors import ConfigError
 from rnnbench.gradients import summarize_profile
 from rnnbench.memory import task_spans
-from rnnbench.regression import GROUP_KEYS, check_one_configuration
-from rnnbench.store import Store, load_results
+from rnnbench.regression import load_pooled_runs
+from rnnbench.store import Store
 
 __all__ = ["build_report", "theory_check", "theory_text"]
 
@@ -121,12 +121,7 @@ def _label_frames(
         raise ConfigError(f"--label: labels must be unique, got {', '.join(labels)}")
     frames = []
     for store, label in zip(stores, labels, strict=True):
-        frame = load_results(store)
-        if runs is not None:
-            frame = frame[frame["run_id"].isin(runs)].reset_index(drop=True)
-        check_one_configuration(
-            frame[["sweep", *GROUP_KEYS, "config"]].to_dict("records"), f"--store {store}"
-        )
+        frame = load_pooled_runs(store, runs)
         frame.insert(0, "label", label)
         frames.append(frame)
     combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
