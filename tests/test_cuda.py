@@ -17,7 +17,7 @@ import torch
 import rnnbench
 from rnnbench.execution import run_sweep
 from tests.test_gradients import reference_norms
-from tests.test_training import run_config
+from tests.test_training import diverging_config, run_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -57,14 +57,7 @@ def test_a_gpu_run_trains_as_the_cpu_run(arch: str) -> None:
 
 
 def test_divergence_on_the_gpu_is_located_at_the_cpus_step() -> None:
-    config = run_config(
-        arch="rnn_relu",
-        model__init="identity",
-        train__lr=2.0,
-        train__optimizer="sgd",
-        train__steps=60,
-        seq_len=20,
-    )
+    config = diverging_config()
     cpu = rnnbench.training.train_run(config, "cpu")
     gpu = rnnbench.training.train_run(config, "cuda")
     assert cpu["status"] == gpu["status"] == "diverged"

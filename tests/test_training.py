@@ -37,6 +37,20 @@ def run_config(**overrides: object) -> rnnbench.RunConfig:
     return parse_sweep({"name": "t", "grid": grid, **sections}).runs[0]
 
 
+def diverging_config(**overrides: object) -> rnnbench.RunConfig:
+    """A ReLU RNN at identity init and SGD lr 2 that diverges part-way through its 60 steps
+    (between steps 8 and 45), not at the first one."""
+    return run_config(
+        arch="rnn_relu",
+        model__init="identity",
+        train__lr=2.0,
+        train__optimizer="sgd",
+        train__steps=60,
+        seq_len=20,
+        **overrides,
+    )
+
+
 def one_update(clip: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Parameters before and after one training step of the loop's clipper + SGD."""
     task = rnnbench.make_task("adding", seq_len=8)
@@ -168,15 +182,8 @@ def test_divergence_checked_in_blocks_is_located_exactly(
     # The GPU path reads the per-step values every 50 steps; run that block logic on the CPU
     # and check it writes the record per-step checking writes: the same step, curves, and no
     # checkpoint (profile, parameter norms) taken of the non-finite model after the bad step.
-    config = run_config(
-        arch="rnn_relu",
-        model__init="identity",
-        train__lr=2.0,
-        train__optimizer="sgd",
-        train__steps=60,
-        seq_len=20,
-        diagnostics__checkpoints=11,  # every 5 steps: some fall in the block after the bad step
-    )
+    # checkpoints every 5 steps: some fall in the block after the bad step
+    config = diverging_config(diagnostics__checkpoints=11)
     per_step = train_run(config)
     monkeypatch.setattr(rnnbench.training, "_check_interval", lambda device: block)
     blocked = train_run(config)
