@@ -18,10 +18,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from rnnbench.config import load_sweep
-from rnnbench.execution import run_sweep
-from rnnbench.regression import false_alarms
-from rnnbench.store import Store
+from rnnbench.execution.runner import run_sweep
+from rnnbench.gate.calibrate import false_alarms
+from rnnbench.results.store import Store
+from rnnbench.sweep import load_sweep
 
 
 def reseeded(text: str, seeds: Sequence[int]) -> str:

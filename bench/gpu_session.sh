@@ -10,8 +10,8 @@
 #   paper    tasks/paper.toml, 4 workers, stopped at LIMIT s (default 560); the store is
 #            $OUT/paper.db: bring it back (carry it, set RESUME=path) and run again to resume;
 #            bench/study_progress.py prints the share of the work done and the projection  9.5 min
-#   kernels  targets 1-3: overhead, profile cost and training paths against plain PyTorch  ~7 min
-#   runs     target 4: 8 runs one after another against 4 and 8 worker processes        ~5 min
+#   kernels  overhead, profile cost and training paths against plain PyTorch             ~7 min
+#   runs     8 runs one after another against 4 and 8 worker processes                ~5 min
 #
 # The device's python3 has torch and every dependency; nothing is installed. Overrides for a dry
 # run on a CPU machine: DEVICE=cpu PAPER_SWEEP=tasks/smoke.toml LIMIT=20 WORKERS=2.

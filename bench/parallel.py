@@ -6,11 +6,12 @@ processes, on the CPU or on one GPU.
     python bench/parallel.py --device cuda --sweep tasks/gpu_throughput.toml --repeats 1
 
 A variant ``WxT`` runs the sweep from scratch into a fresh temporary store through
-``rnnbench.execution.run_sweep`` with W spawned worker processes of T torch threads each (pool
-start-up included). The first variant is the reference, normally ``1x1``, one run after another.
-Defaults: ``1x1,2x1,1x2`` on the CPU (target 5: 2 workers >= 1.7x one; and 2 processes x 1 thread
-against 1 process x 2 threads, target 4's CPU half); ``1x1,4x1,8x1`` on a GPU, where the workers
-share the one card (target 4: >= 4x the throughput of one run at a time for 8 runs).
+``rnnbench.execution.runner.run_sweep`` with W spawned worker processes of T torch threads each
+(pool start-up included). The first variant is the reference, normally ``1x1``, one run after
+another.
+Defaults: ``1x1,2x1,1x2`` on the CPU (target: 2 workers >= 1.7x one; and 2 processes x 1 thread
+against 1 process x 2 threads); ``1x1,4x1,8x1`` on a GPU, where the workers share the one card
+(target: >= 4x the throughput of one run at a time for 8 runs).
 
 Interleaved (the order rotates each round), medians of the paired ratios. Beside the speed-up
 each variant says whether its runs trained as they did alone: the number of runs whose trajectory
@@ -33,8 +34,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import interleaved, load_line, machine_line, median_ratio, median_s
-from rnnbench.config import Sweep, load_sweep
-from rnnbench.execution import run_sweep
+from rnnbench.execution.runner import run_sweep
+from rnnbench.sweep import Sweep, load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 #: (device, what the target compares it against, the target's speed-up)

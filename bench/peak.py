@@ -5,8 +5,9 @@
 Peak: the best median GFLOP/s of torch.mm on square fp32 matrices (2·n³ FLOPs each). Then, per
 architecture, one plain training step (fused nn.X + head, forward + backward + clip_grad_norm_
 + Adam) on the copy task, its matmul FLOPs from the formula in docs/performance.md
-(``rnnbench.cost.step_flops``), the achieved GFLOP/s and the fraction of the peak. Both are
-measured in the same process, interleaved, so the fraction is a ratio of side-by-side figures.
+(``rnnbench.execution.cost.step_flops``), the achieved GFLOP/s and the fraction of the peak.
+Both are measured in the same process, interleaved, so the fraction is a ratio of side-by-side
+figures.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rnnbench
 from bench.common import load_line, machine_line, plain_step
-from rnnbench.cost import step_flops
+from rnnbench.execution.cost import step_flops
 from rnnbench.models import ARCHITECTURES
 
 

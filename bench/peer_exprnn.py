@@ -4,14 +4,14 @@
 
 expRNN's LSTM copy setting: an nn.LSTMCell of 190 units unrolled over T+20 = 1020 steps, a
 linear head at every step, mean cross-entropy, RMSprop lr 2e-4, batch 128, no clipping, 4000
-iterations, no flush-to-zero. The issue's anchor: 1.9 s per iteration on the 2-core CPU
-(REFERENCE.md). Target: rnnbench <= 0.5x that.
+iterations, no flush-to-zero. The anchor: 1.9 s per iteration on the 2-core CPU, measured
+before this script existed (docs/performance.md, section 9). Target: rnnbench <= 0.5x that.
 
 Measured side by side, interleaved, per round:
 
 * ``plain``: the same run as rnnbench's (fused nn.LSTM, same weights and batches), plain loop;
 * ``peer loop``: expRNN's loop rewritten here (LSTMCell + unbind + head per step, RMSprop),
-  with flush-to-zero off as expRNN runs it, and on (denormals: see REFERENCE.md);
+  with flush-to-zero off as expRNN runs it, and on (denormals: see rnnbench/numerics.py);
 * ``rnnbench``: ``train_run`` of the same configuration with the default diagnostics. Its
   per-iteration time is the marginal cost of an iteration, (t(S2) - t(S1)) / (S2 - S1) of two
   runs with diagnostics off (the fixed costs cancel), plus the default diagnostics' fixed cost
@@ -34,11 +34,12 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import interleaved, load_line, machine_line, plain_training
-from rnnbench.config import RunConfig, parse_sweep
+from rnnbench.config import RunConfig
+from rnnbench.sweep import parse_sweep
 from rnnbench.tasks import Task
 from rnnbench.training import generator, train_run
 
-ANCHOR_S = 1.9  # expRNN 1_copying.py -m lstm, seconds per iteration on the 2-core CPU (issue 5)
+ANCHOR_S = 1.9  # expRNN 1_copying.py -m lstm, seconds per iteration on the 2-core CPU
 TARGET = 0.5  # rnnbench per iteration <= TARGET x ANCHOR_S
 ITERATIONS = 4000  # expRNN's default run length (--T 4000): the diagnostics' fixed cost spreads
 DIAG_STEPS = 5  # the smallest run whose 6 default checkpoints (0, 4 inner, end) are distinct

@@ -1,5 +1,5 @@
 """How far a sweep has got in a store, by work: the runs done and their share of the sweep's
-FLOPs (rnnbench.cost.run_flops), the training time they took, and the projected whole.
+FLOPs (rnnbench.execution.cost.run_flops), the training time they took, and the projected whole.
 
     python bench/study_progress.py tasks/paper.toml paper.db [--elapsed SECONDS]
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rnnbench.config import load_sweep
-from rnnbench.cost import run_flops
-from rnnbench.store import load_results
+from rnnbench.execution.cost import run_flops
+from rnnbench.results.store import load_results
+from rnnbench.sweep import load_sweep
 
 
 def main() -> None:

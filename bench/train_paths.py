@@ -3,13 +3,13 @@
     python bench/train_paths.py [--shapes T:B:H,...] [--archs rnn,lstm,gru] [--repeats 5]
                                 [--device cpu]
 
-Issue 5, target 3: choose the faster implementation per (device, architecture, shape) by
-measurement. Each variant runs one training step (forward over the copy task, loss, backward,
-Adam) on the same weights and batch, interleaved:
+Target: choose the faster implementation per (device, architecture, shape) by measurement
+(``model.impl = "auto"``, docs/performance.md, section 3). Each variant runs one training step
+(forward over the copy task, loss, backward, Adam) on the same weights and batch, interleaved:
 
 * ``fused``: rnnbench's model, the fused ``nn.RNN/LSTM/GRU`` (what ``train_run`` uses);
 * ``cell loop``: ``nn.RNNCell/LSTMCell/GRUCell`` with the same weights, unrolled with ``unbind``
-  (the form REFERENCE.md saw beat the fused LSTM at batch 256 / hidden 256 on this CPU).
+  (the form once reported to beat the fused LSTM at batch 256 / hidden 256 on this CPU).
 
 Prints the loop's time as a multiple of the fused step (> 1: fused is faster) and the largest
 relative gradient difference between the two (float tolerance, not bit-identity: the two paths

@@ -11,41 +11,42 @@ The public API (the CLI is a thin layer over it)::
     frame = rnnbench.load_results("results.db")
 """
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING, Any
+
+from rnnbench.version import __version__
 
 # The public names, resolved on first use (PEP 562): `import rnnbench` - and the pytest plugin,
 # which pytest loads in every session of an environment that has rnnbench installed - stays
 # cheap until something actually needs torch.
 _LAZY = {
-    "RunConfig": "config",
-    "Sweep": "config",
-    "load_sweep": "config",
-    "parse_sweep": "config",
+    "RunConfig": "config.schema",
     "ConfigError": "errors",
     "RnnbenchError": "errors",
-    "run_sweep": "execution",
-    "gradient_norms_through_time": "gradients",
-    "summarize_profile": "gradients",
-    "memory_probe": "memory",
-    "task_spans": "memory",
-    "ARCHITECTURES": "models",
-    "make_model": "models",
-    "register_cell": "models",
-    "Baseline": "regression",
-    "compare": "regression",
-    "load_baseline": "regression",
-    "Store": "store",
-    "load_results": "store",
+    "Sweep": "sweep.parse",
+    "load_sweep": "sweep.parse",
+    "parse_sweep": "sweep.parse",
+    "run_sweep": "execution.runner",
+    "gradient_norms_through_time": "diagnostics.gradients",
+    "summarize_profile": "diagnostics.summary",
+    "memory_probe": "diagnostics.memory",
+    "task_spans": "results.spans",
+    "ARCHITECTURES": "models.architectures",
+    "make_model": "models.model",
+    "register_cell": "models.architectures",
+    "Baseline": "gate.baseline",
+    "compare": "gate.compare",
+    "load_baseline": "gate.baseline",
+    "RunRecord": "results.record",
+    "Store": "results.store",
+    "load_results": "results.store",
     "TASKS": "tasks",
     "Batch": "tasks",
     "Task": "tasks",
     "make_task": "tasks",
-    "CLIPPERS": "training",
-    "OPTIMIZERS": "training",
-    "execute_run": "training",
-    "train_run": "training",
+    "CLIPPERS": "training.optim",
+    "OPTIMIZERS": "training.optim",
+    "execute_run": "training.loop",
+    "train_run": "training.loop",
 }
 
 
@@ -61,16 +62,23 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from rnnbench.config import RunConfig, Sweep, load_sweep, parse_sweep
+    from rnnbench.config.schema import RunConfig
+    from rnnbench.diagnostics.gradients import gradient_norms_through_time
+    from rnnbench.diagnostics.memory import memory_probe
+    from rnnbench.diagnostics.summary import summarize_profile
     from rnnbench.errors import ConfigError, RnnbenchError
-    from rnnbench.execution import run_sweep
-    from rnnbench.gradients import gradient_norms_through_time, summarize_profile
-    from rnnbench.memory import memory_probe, task_spans
-    from rnnbench.models import ARCHITECTURES, make_model, register_cell
-    from rnnbench.regression import Baseline, compare, load_baseline
-    from rnnbench.store import Store, load_results
+    from rnnbench.execution.runner import run_sweep
+    from rnnbench.gate.baseline import Baseline, load_baseline
+    from rnnbench.gate.compare import compare
+    from rnnbench.models.architectures import ARCHITECTURES, register_cell
+    from rnnbench.models.model import make_model
+    from rnnbench.results.record import RunRecord
+    from rnnbench.results.spans import task_spans
+    from rnnbench.results.store import Store, load_results
+    from rnnbench.sweep.parse import Sweep, load_sweep, parse_sweep
     from rnnbench.tasks import TASKS, Batch, Task, make_task
-    from rnnbench.training import CLIPPERS, OPTIMIZERS, execute_run, train_run
+    from rnnbench.training.loop import execute_run, train_run
+    from rnnbench.training.optim import CLIPPERS, OPTIMIZERS
 
 __all__ = [
     "ARCHITECTURES",
@@ -82,6 +90,7 @@ __all__ = [
     "ConfigError",
     "RnnbenchError",
     "RunConfig",
+    "RunRecord",
     "Store",
     "Sweep",
     "Task",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.errors import ConfigError, RnnbenchError
+from rnnbench.version import __version__
 
 #: The order ``rnnbench results`` lists runs in: the grid's, whatever order they finished in.
 RUN_ORDER = ("sweep", "task", "arch", "seq_len", "clip", "seed")
@@ -47,8 +48,8 @@ SUMMARY_COLUMNS = [
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from rnnbench.config import load_sweep
-    from rnnbench.execution import run_sweep
+    from rnnbench.execution.runner import run_sweep
+    from rnnbench.sweep import load_sweep
 
     if args.address is not None and args.executor != "ray":
         raise ConfigError("--address: only with --executor ray")
@@ -68,7 +69,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     print(summary.line())
     if args.report:
-        from rnnbench.report import build_report
+        from rnnbench.report.build import build_report
 
         # this sweep's runs: the store may also hold other sweeps', or an edited version's
         out = build_report([args.store], args.report, runs={run.run_id for run in sweep.runs})
@@ -85,7 +86,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
-    from rnnbench.store import Store
+    from rnnbench.results.store import Store
 
     with Store(args.store, readonly=True) as store:
         frame = store.dataframe()
@@ -113,14 +114,14 @@ def _sweep_runs(sweep_file: Path | None) -> set[str] | None:
     """The run ids of ``--sweep FILE`` (validated like any sweep file), or None: every run."""
     if sweep_file is None:
         return None
-    from rnnbench.config import load_sweep
+    from rnnbench.sweep import load_sweep
 
     return {run.run_id for run in load_sweep(sweep_file).runs}
 
 
 def _cmd_spans(args: argparse.Namespace) -> int:
-    from rnnbench.memory import task_spans
-    from rnnbench.regression import load_pooled_runs
+    from rnnbench.results.grouping import load_pooled_runs
+    from rnnbench.results.spans import task_spans
 
     frame = load_pooled_runs(args.store, _sweep_runs(args.sweep))
     if frame.empty:
@@ -134,17 +135,26 @@ def _cmd_spans(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from rnnbench.report import build_report
+    from rnnbench.report.build import build_report
 
+    theory = None
+    if args.theory:
+        from rnnbench.diagnostics.theory import run_theory_check
+
+        theory = run_theory_check()
     index = build_report(
-        args.store, args.out, labels=args.label or None, runs=_sweep_runs(args.sweep)
+        args.store,
+        args.out,
+        labels=args.label or None,
+        runs=_sweep_runs(args.sweep),
+        theory=theory,
     )
     print(f"report: {index}")
     return 0
 
 
 def _cmd_theory(args: argparse.Namespace) -> int:
-    from rnnbench.report import theory_text
+    from rnnbench.diagnostics.theory import theory_text
 
     print(theory_text())
     return 0
@@ -152,7 +162,7 @@ def _cmd_theory(args: argparse.Namespace) -> int:
 
 def _select_runs(store_path: Path, sweep_file: Path | None) -> list[dict[str, Any]]:
     """The store's runs, or only those of ``sweep_file`` (all of which must be there)."""
-    from rnnbench.store import Store
+    from rnnbench.results.store import Store
 
     with Store(store_path, readonly=True) as store:
         records = store.runs()
@@ -169,7 +179,7 @@ def _select_runs(store_path: Path, sweep_file: Path | None) -> list[dict[str, An
 
 
 def _cmd_baseline_save(args: argparse.Namespace) -> int:
-    from rnnbench.regression import Baseline
+    from rnnbench.gate.baseline import Baseline
 
     records = _select_runs(args.store, args.sweep)
     baseline = Baseline.from_records(records, sweep_name=args.sweep.stem if args.sweep else None)
@@ -194,7 +204,8 @@ def _tolerance(text: str) -> tuple[str, float]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from rnnbench.regression import compare, load_baseline
+    from rnnbench.gate.baseline import load_baseline
+    from rnnbench.gate.compare import compare
 
     baseline = load_baseline(args.baseline)
     records = _select_runs(args.store, None)
@@ -225,7 +236,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rnnbench import __version__
     from rnnbench.execution import EXECUTORS
 
     parser = argparse.ArgumentParser(
@@ -296,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="only the runs of this sweep file (needed where a store holds two versions of it)",
+    )
+    report.add_argument(
+        "--theory",
+        action="store_true",
+        help="add the theory check (the vanishing/exploding arithmetic, computed with torch)",
     )
     report.set_defaults(handler=_cmd_report)
 

@@ -8,3 +8,14 @@ class RnnbenchError(Exception):
 
 class ConfigError(RnnbenchError, ValueError):
     """A sweep file, task parameter or API argument is invalid."""
+
+
+class StoreError(RnnbenchError):
+    """The store file cannot be used (not a database, newer schema, read-only, ...).
+
+    The message is one user-facing line; the CLI prints it and exits with code 2.
+    """
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the writer lock of the store."""

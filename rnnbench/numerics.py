@@ -11,10 +11,11 @@ of a gradient profile) because what it measures depends on them:
   :func:`full_float32` switches TF32 off for cuDNN's RNNs and for matmuls while a run trains and
   restores the caller's settings afterwards.
 * **Denormals.** A vanishing gradient passes through the denormal range (below ~1.2e-38), where
-  x86 arithmetic is microcoded: a fused CPU step was measured 9x slower (REFERENCE.md).
-  :func:`flush_denormals` puts the floor at ~1e-38 instead; exact zeros in a profile are then
-  read as "below the float floor" (:func:`rnnbench.gradients.summarize_profile`). torch offers
-  no getter for this switch, so it cannot be restored and stays on in the process.
+  x86 arithmetic is microcoded: a fused CPU step was measured 9x slower (docs/performance.md,
+  section 3). :func:`flush_denormals` puts the floor at ~1e-38 instead; exact zeros in a profile
+  are then read as "below the float floor"
+  (:func:`rnnbench.diagnostics.summary.summarize_profile`). torch offers no getter for this
+  switch, so it cannot be restored and stays on in the process.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from rnnbench.regression import Comparison
+    from rnnbench.gate.verdict import Comparison
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -72,14 +72,15 @@ class StabilityGate:
     ) -> Comparison | None:
         """Run ``sweep`` and gate it against ``baseline`` (paths relative to the rootdir).
 
-        Returns the :class:`~rnnbench.regression.Comparison` (``None`` after updating the
+        Returns the :class:`~rnnbench.gate.verdict.Comparison` (``None`` after updating the
         baseline); fails the test on a regression, a missing baseline or bad input.
         """
-        from rnnbench.config import load_sweep
         from rnnbench.errors import RnnbenchError
-        from rnnbench.execution import run_sweep
-        from rnnbench.regression import Baseline, compare, load_baseline
-        from rnnbench.store import Store
+        from rnnbench.execution.runner import run_sweep
+        from rnnbench.gate.baseline import Baseline, load_baseline
+        from rnnbench.gate.compare import compare
+        from rnnbench.results.store import Store
+        from rnnbench.sweep import load_sweep
 
         option = self._config.getoption
         sweep_path, baseline_path = self._path(sweep), self._path(baseline)

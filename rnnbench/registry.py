@@ -2,11 +2,15 @@
 
 Every pluggable concept (tasks, architectures, optimizers, clipping modes) lives in one of these
 instead of an if/elif chain on names, so a user extends rnnbench by registering, not by editing.
+:func:`import_plugins` imports the modules in which users register their own entries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from rnnbench.errors import ConfigError
@@ -62,3 +66,15 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def import_plugins(modules: Iterable[str], base: str | Path | None = None) -> None:
+    """Import the modules that register user entries: tasks, cells (a sweep's ``imports``).
+    ``base`` (the sweep file's folder) is put on ``sys.path`` first."""
+    if base is not None and str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"imports: cannot import {name!r} ({exc})") from None

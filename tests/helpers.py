@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rnnbench.store import Store, StoreError
+from rnnbench.results.store import Store, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: 8 runs of about a second each on one core: long enough to be killed mid-run.
+#: 8 runs of about a second each on one core (0.2 s each at 150 steps on a fast 2-core VM,
+#: which let a sweep finish inside the kill test's 0.8 s window): long enough to be killed
+#: mid-run.
 SLOW_SWEEP = """
 name = "slow"
 [grid]
@@ -25,7 +27,7 @@ seed = [0, 1]
 [model]
 hidden_size = 32
 [train]
-steps = 150
+steps = 600
 batch_size = 32
 [diagnostics]
 checkpoints = 1

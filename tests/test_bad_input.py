@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from rnnbench.cli import main
 from rnnbench.config import DiagnosticSettings, ModelSettings, TrainSettings
-from rnnbench.regression import Baseline
-from rnnbench.store import SCHEMA_VERSION, Store
+from rnnbench.gate.baseline import Baseline
+from rnnbench.results.store import SCHEMA_VERSION, Store
 
 VALID: dict[str, Any] = {
     "name": "fuzz",
@@ -312,7 +312,7 @@ def invalid_baselines() -> st.SearchStrategy[str]:
 
 def _still_invalid(text: str) -> bool:
     from rnnbench.errors import ConfigError
-    from rnnbench.regression import parse_baseline
+    from rnnbench.gate.baseline import parse_baseline
 
     try:
         parse_baseline(json.loads(text))

@@ -27,7 +27,7 @@ from helpers import (
 
 from rnnbench import load_results
 from rnnbench.cli import main
-from rnnbench.store import Store
+from rnnbench.results.store import Store
 
 
 def test_run_then_results_through_worker_processes(write_sweep, tmp_path: Path) -> None:

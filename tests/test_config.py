@@ -7,6 +7,7 @@ import pytest
 
 import rnnbench
 from rnnbench import ConfigError, load_sweep, parse_sweep
+from rnnbench.tasks import task_for
 from tests.conftest import TINY_SWEEP
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def test_per_task_overrides() -> None:
         r.model.hidden_size for r in copy
     } == {8}
     assert {r.train.lr for r in adding} == {0.1}
-    assert adding[0].make_task().placement == "anywhere"
+    assert task_for(adding[0]).placement == "anywhere"
 
 
 @pytest.mark.parametrize(

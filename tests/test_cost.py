@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from rnnbench.config import RunConfig, Sweep, parse_sweep
-from rnnbench.cost import forward_flops, run_flops, step_flops
-from rnnbench.execution import Progress, run_sweep
+from rnnbench.config import RunConfig
+from rnnbench.execution.cost import forward_flops, run_flops, step_flops
+from rnnbench.execution.progress import Progress
+from rnnbench.execution.runner import run_sweep
+from rnnbench.sweep import Sweep, parse_sweep
 
 
 def sweep_runs(**overrides: Any) -> list[RunConfig]:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import rnnbench
-from rnnbench.execution import run_sweep
+from rnnbench.execution.runner import run_sweep
 from tests.test_gradients import reference_norms
 from tests.test_training import diverging_config, run_config
 

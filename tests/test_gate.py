@@ -17,21 +17,21 @@ from pathlib import Path
 import pytest
 from helpers import REPO, exploding_sweep, rnnbench_cli
 
-from rnnbench.regression import false_alarms
-from rnnbench.store import Store
+from rnnbench.gate.calibrate import false_alarms
+from rnnbench.results.store import Store
 
 pytest_plugins = ["pytester"]
 
 NOTHING = "# the unchanged code\n"
 CLIP_LOST = """
 # planted: norm clipping silently does nothing
-from rnnbench.training import CLIPPERS, _clip_none
+from rnnbench.training.optim import CLIPPERS, _clip_none
 CLIPPERS.remove("norm")
 CLIPPERS.add("norm", _clip_none)
 """
 SCALED_UP = """
 # planted: the recurrent weights start 1.5x larger
-from rnnbench.models import INITS, _init_identity
+from rnnbench.models.init import INITS, _init_identity
 INITS.remove("identity")
 INITS.add("identity", lambda w, n, gain, g: _init_identity(w, n, 1.5 * gain, g))
 """

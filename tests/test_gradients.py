@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import rnnbench
-from rnnbench.gradients import summarize_profile
+from rnnbench.diagnostics.summary import summarize_profile
 
 CELLS = {"rnn": nn.RNNCell, "rnn_relu": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 

@@ -15,7 +15,7 @@ from helpers import rnnbench_cli
 
 from rnnbench import load_results
 from rnnbench.cli import main
-from rnnbench.ray_executor import NOT_INSTALLED
+from rnnbench.execution.ray_executor import NOT_INSTALLED
 
 #: Ray is an optional extra; scripts/setup.sh (and so CI) installs it, so these do run there.
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed")

@@ -13,14 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnbench.errors import ConfigError
-from rnnbench.regression import (
+from rnnbench.gate import (
     BASELINE_VERSION,
     Baseline,
     compare,
     holm,
     load_baseline,
 )
-from rnnbench.stats import fisher_greater, mann_whitney_greater, midranks
+from rnnbench.gate.stats import fisher_greater, mann_whitney_greater, midranks
 
 CONFIG = {"task": "adding", "arch": "rnn", "seq_len": 20, "clip": "norm:1.0", "train": {"lr": 0.01}}
 ENV = {
@@ -311,8 +311,9 @@ def test_truncated_or_missing_baseline_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_shipped_baseline_still_matches_its_sweep_file() -> None:
     # Fields added to the config later (diagnostics.enabled) must not change a group's hash:
     # otherwise every existing baseline is refused as "configuration differs".
-    from rnnbench.config import load_sweep
-    from rnnbench.regression import _config_hash, load_baseline
+    from rnnbench.config.hashing import group_hash as _config_hash
+    from rnnbench.gate import load_baseline
+    from rnnbench.sweep import load_sweep
 
     repo = Path(__file__).resolve().parents[1]
     baseline = load_baseline(repo / "reports" / "regression" / "baseline.json")

@@ -24,7 +24,7 @@ from helpers import (
 )
 
 from rnnbench import load_results
-from rnnbench.store import Store
+from rnnbench.results.store import Store
 
 
 def final_state(store: Path) -> dict[str, tuple[str, str, float]]:

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 import rnnbench
-from rnnbench.report import build_report, theory_check, theory_text
-from rnnbench.store import load_results
+from rnnbench.diagnostics.theory import run_theory_check
+from rnnbench.report import build_report
+from rnnbench.results.store import load_results
 
 _DIAG = """
 [diagnostics]
@@ -66,7 +67,7 @@ lr = 10.0
 def _build(stores: list[Path], out: Path, labels: list[str] | None = None) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        return build_report(stores, out, labels=labels)
+        return build_report(stores, out, labels=labels, theory=run_theory_check())
 
 
 @pytest.fixture(scope="session")
@@ -182,25 +183,6 @@ def test_edge_case_stores_build(store: Path, tmp_path: Path, case: str,
         assert "<boom>" not in text
     if case == "only_errors":
         assert "No data" in text
-
-
-def test_theory_check_numbers() -> None:
-    frame = theory_check().set_index("quantity")
-    for factor, layers in ((0.25, 10), (0.2, 19), (2.5, 19), (1.1, 100)):
-        value = frame.loc[f"{factor:g}^{layers}", "value"]
-        assert math.isclose(value, factor**layers, rel_tol=1e-6)
-    assert math.isclose(frame.loc["0.2^19", "value"], 5.2e-14, rel_tol=0.02)
-    assert math.isclose(frame.loc["1.1^100", "value"], 13_780, rel_tol=0.001)
-    assert frame.loc["sigmoid scale 1: per-layer factor r", "value"] < 1
-    assert frame.loc["sigmoid scale 6: per-layer factor r", "value"] > 1
-    # the seed texts state 0.25^10 ≈ 1e-7 (it is 9.5e-7) and 2.5^19 ≈ 1.42e8 (it is 3.6e7)
-    verdicts = frame["verdict"].to_dict()
-    assert verdicts["0.25^10"] == "text is off: computed = 9.54 × stated"
-    assert verdicts["2.5^19"] == "text is off: computed = 0.256 × stated"
-    assert verdicts["0.2^19"] == verdicts["1.1^100"] == "agrees"
-    assert verdicts["sigmoid scale 1: per-layer factor r"] == "agrees"
-    text = theory_text()
-    assert "0.25^10" in text and "sigmoid scale 6" in text
 
 
 # --- real browser -------------------------------------------------------------------------

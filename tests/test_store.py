@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import rnnbench.store
-from rnnbench.store import (
+import rnnbench.results.store
+from rnnbench.results.store import (
     JSON_COLUMNS,
     SCALAR_COLUMNS,
     SCHEMA_VERSION,
@@ -31,7 +31,7 @@ from rnnbench.store import (
 # Children import the store from the same directory as this process, and without running the
 # package __init__ (which imports torch, seconds per child): a bare package module whose
 # __path__ is that directory lets `import rnnbench.store` load just store.py and errors.py.
-PACKAGE_DIR = str(Path(rnnbench.store.__file__).parent)
+PACKAGE_DIR = str(Path(rnnbench.results.store.__file__).parent)
 CHILD_PRELUDE = f"""
 import sys, types
 _package = types.ModuleType("rnnbench")
@@ -424,7 +424,7 @@ def test_closed_store_raises_store_error(db_path: Path) -> None:
 
 HOLD_LOCK = """
     import sys
-    from rnnbench.store import Store
+    from rnnbench.results.store import Store
     store = Store(sys.argv[1])
     store.acquire_writer()
     print("locked", flush=True)
@@ -483,7 +483,7 @@ def test_writer_lock_is_released_by_close(db_path: Path) -> None:
 
 WRITE_FOREVER = """
     import sys
-    from rnnbench.store import Store
+    from rnnbench.results.store import Store
     store = Store(sys.argv[1])
     store.acquire_writer()
     for i in range(1_000_000):

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import rnnbench
-import rnnbench.training
-from rnnbench.config import parse_sweep
+import rnnbench.training.loop
 from rnnbench.report import build_report
-from rnnbench.store import Store, load_results
+from rnnbench.results.store import Store, load_results
+from rnnbench.sweep import parse_sweep
 from rnnbench.training import CLIPPERS, execute_run, train_run
 
 
@@ -185,7 +185,7 @@ def test_divergence_checked_in_blocks_is_located_exactly(
     # checkpoints every 5 steps: some fall in the block after the bad step
     config = diverging_config(diagnostics__checkpoints=11)
     per_step = train_run(config)
-    monkeypatch.setattr(rnnbench.training, "_check_interval", lambda device: block)
+    monkeypatch.setattr(rnnbench.training.loop, "_check_interval", lambda device: block)
     blocked = train_run(config)
     assert per_step["status"] == "diverged" and 8 < per_step["diverged_step"] < 45
     assert per_step["diverged_step"] % block != block - 1  # inside a block, not at its end
@@ -258,7 +258,7 @@ class _DelayLine(torch.nn.Module):
 
 @pytest.mark.parametrize("task_name", ["copy", "adding"])
 def test_memory_probe_measures_what_a_delay_line_remembers(task_name: str) -> None:
-    from rnnbench.memory import memory_probe
+    from rnnbench.diagnostics.memory import memory_probe
 
     task = rnnbench.make_task(task_name, seq_len=40)
     probe = memory_probe(

@@ -7,7 +7,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 from threadpoolctl import threadpool_info
 
-from rnnbench import execution
+from rnnbench.execution.local import _init_pool_worker
+from rnnbench.execution.workers import pin_threads
 
 
 def blas_threads(info: list[dict]) -> set[int]:
@@ -18,7 +19,7 @@ def test_a_pool_worker_pins_numpy_blas_to_its_thread_count() -> None:
     # Unpinned, numpy's OpenBLAS keeps one spinning thread per core in every worker.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        1, mp_context=context, initializer=execution._init_pool_worker, initargs=(1, (), None)
+        1, mp_context=context, initializer=_init_pool_worker, initargs=(1, (), None)
     ) as pool:
         info = pool.submit(threadpool_info).result()
         processes = list(pool._processes.values())
@@ -31,7 +32,7 @@ def test_pinning_in_this_process_is_undone_by_restore() -> None:
     import torch
 
     before = (blas_threads(threadpool_info()), torch.get_num_threads())
-    restore = execution.pin_threads(1)
+    restore = pin_threads(1)
     try:
         assert (blas_threads(threadpool_info()), torch.get_num_threads()) == ({1}, 1)
     finally:

@@ -2,7 +2,8 @@
 
 Both tests ask one question: *is the current sample worse than the baseline sample by more than
 chance would explain?*  With 3-8 seeds per group the large-sample approximations are poor, so
-both are exact (and written out here rather than adding scipy for two functions).
+both are exact (and written out here rather than adding scipy for two functions). :func:`holm`
+adjusts the p-values of all the checks of one comparison together.
 
 >>> round(fisher_greater(base_bad=0, base_n=4, cur_bad=4, cur_n=4), 4)  # 1 / C(8, 4)
 0.0143
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["fisher_greater", "mann_whitney_greater", "midranks"]
+__all__ = ["fisher_greater", "holm", "mann_whitney_greater", "midranks"]
 
 #: Up to this many values in both samples together the rank-sum distribution is enumerated
 #: exactly; beyond it the normal approximation with tie correction is used.
@@ -107,3 +108,20 @@ def _normal_upper(ranks: np.ndarray, n_base: int, m: int, observed: float) -> fl
         return 1.0
     z = (observed - mean - 0.5) / math.sqrt(variance)
     return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (Holm 1979): rejecting where adjusted p < alpha keeps
+    the chance of *any* false alarm among all the checks below alpha.
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

@@ -14,8 +14,9 @@ longest run first and its progress weighted by work rather than by run count.
 
 from __future__ import annotations
 
-from rnnbench.config import RunConfig
+from rnnbench.config.schema import RunConfig
 from rnnbench.models import ARCHITECTURES
+from rnnbench.tasks import task_for
 
 
 def forward_flops(
@@ -51,7 +52,7 @@ def step_flops(
 def run_flops(config: RunConfig) -> float:
     """Estimated matmul FLOPs of a whole run: its training steps plus its diagnostics (the
     evaluations, the gradient profiles at the checkpoints and the memory probe's forward)."""
-    task = config.make_task()
+    task = task_for(config)
     gates = ARCHITECTURES.get(config.arch, "grid.arch").gates
     model, diag = config.model, config.diagnostics
 

@@ -33,10 +33,11 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from rnnbench.config import RunConfig
+from rnnbench.config.schema import RunConfig
 from rnnbench.errors import ConfigError
-from rnnbench.execution import ExecutorOptions, Finish, Runner, init_worker
-from rnnbench.training import error_record, execute_run
+from rnnbench.execution.options import ExecutorOptions, Finish, Runner
+from rnnbench.execution.workers import init_worker
+from rnnbench.results.record import RunRecord
 
 NOT_INSTALLED = "--executor ray: Ray is not installed; pip install 'rnnbench[ray]'"
 
@@ -52,9 +53,12 @@ REACH_TIMEOUT_S = 3.0
 
 def _train(
     config: RunConfig, device: str, threads: int, imports: tuple[str, ...], base: str | None
-) -> dict[str, Any]:
+) -> RunRecord:
     """One run, in a Ray worker process. Ray reuses its workers for later tasks (possibly of
     another sweep), so the torch settings and the sweep's imports are applied per task."""
+    # Imported here: this module loads torch-free, for the CLI's parser (the executor registry).
+    from rnnbench.training import error_record, execute_run
+
     try:
         init_worker(threads, imports, base)
     except ConfigError as exc:
@@ -187,6 +191,8 @@ def _collect(ray: ModuleType, refs: dict[Any, RunConfig], device: str, finish: F
     """Hand each record to ``finish`` as its task completes. Interrupted (Ctrl-C, SIGTERM, or
     ``finish`` failing), cancel every task still queued or running, then re-raise."""
     from ray.exceptions import RayError
+
+    from rnnbench.training import error_record
 
     waiting = list(refs)
     try:

@@ -21,24 +21,20 @@ Exactness without giving up the fused kernels (cuDNN / MKL) for the built-in cor
 
 The built-ins have both paths: the fused probe (``"probe"``) and the same perturbation on a
 loop over the functional cells (``"loop"``: ``torch.lstm_cell`` & co., one backward). Which is
-faster depends on the device: on a GPU the loop pays a kernel launch per op per step (30-60x a
-fused step, REFERENCE.md), on the 2-core CPU the loop is up to 3x *faster* than the probe
-(``bench/profile_cost.py``; MKL's fused GRU/LSTM backward gains nothing over per-step
-GEMMs there). :func:`default_profile_method` encodes those measurements as a fixed rule per
-device type, architecture and width, not a timing taken at run time, so a run's profile never
-depends on the machine's load. Both are exact; they agree to float rounding
+faster depends on the device (on a GPU the loop pays a kernel launch per op per step; on a CPU
+the fused backward gains nothing over per-step GEMMs); :func:`default_profile_method` encodes
+the measurements (``bench/profile_cost.py``, docs/performance.md, section 3) as a fixed rule
+per device type, architecture and width, never a timing taken at run time, so a run's profile
+never depends on the machine's load. Both are exact; they agree to float rounding
 (tests/test_gradients.py).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -47,10 +43,6 @@ from rnnbench.numerics import full_float32
 from rnnbench.tasks import Batch, Task
 
 HiddenLoss = Callable[[Tensor], Tensor]
-
-#: Relative threshold of the gradient span: how far back the norm stays above 1e-6 x its max.
-SPAN_THRESHOLD = 1e-6
-
 
 def gradient_norms_through_time(
     model: RecurrentModel,
@@ -139,10 +131,8 @@ def _top_layer_input(core: TorchCore, x: Tensor) -> Tensor:
 
 
 def default_profile_method(device_type: str, mode: str, hidden_size: int) -> str:
-    """The faster exact path for a built-in core, from measurements on the 2-core CPU (copy
-    task, ``docs/performance.md``): the loop costs 0.3-0.6x the probe for the GRU at every
-    shape, 0.6-1.0x for the vanilla RNN, and for the LSTM 0.5-0.7x at hidden 128 but 1.3-2x at
-    hidden <= 64 (a few ms either way there). On a GPU the probe (fused cuDNN) wins by 30x+."""
+    """The faster exact path for a built-in core: the loop on the CPU except the LSTM below
+    hidden 128, the fused probe on GPUs (measured: docs/performance.md, section 3)."""
     if device_type != "cpu" or (mode == "lstm" and hidden_size < 128):
         return "probe"
     return "loop"
@@ -258,46 +248,3 @@ _TORCH_CORE_METHODS: dict[str, Callable[[TorchCore, Tensor, HiddenLoss], Tensor]
     "probe": _probe,
     "loop": _loop,
 }
-
-
-# --- summary statistics ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProfileSummary:
-    """What a gradient profile says about the recurrence.
-
-    ``factor``: the per-step gradient factor r = exp(slope of log||dL/dh_t|| against the number
-    of steps back), fitted over the task's recurrence window; r < 1 vanishing, r > 1 exploding.
-    NaN when fewer than two steps in the window are above the float floor.
-    ``span``: how many steps back from the first loss step the norm stays >= 1e-6 x its maximum.
-    ``below_floor``: steps of the window whose norm underflowed to exactly 0 (not fitted).
-    """
-
-    factor: float
-    span: int
-    below_floor: int
-
-
-def summarize_profile(norms: Tensor | np.ndarray, window: tuple[int, int]) -> ProfileSummary:
-    if isinstance(norms, Tensor):
-        norms = norms.detach().cpu().numpy()
-    values = np.asarray(norms, dtype=np.float64)
-    start, stop = window
-    segment = values[start:stop]
-    usable = np.isfinite(segment) & (segment > 0)
-    below_floor = int(np.count_nonzero(segment == 0))
-    factor = math.nan
-    if np.count_nonzero(usable) >= 2:
-        steps_back = (stop - 1 - np.arange(start, stop))[usable]
-        slope = np.polyfit(steps_back, np.log(segment[usable]), 1)[0]
-        factor = float(np.exp(slope))
-    finite = values[np.isfinite(values)]
-    span = 0
-    if finite.size and finite.max() > 0:
-        threshold = SPAN_THRESHOLD * finite.max()
-        t = stop - 1
-        while t >= 0 and np.isfinite(values[t]) and values[t] >= threshold:
-            t -= 1
-        span = stop - 1 - t
-    return ProfileSummary(factor=factor, span=span, below_floor=below_floor)

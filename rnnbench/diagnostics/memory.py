@@ -1,4 +1,4 @@
-"""Effective memory span: linear-probe memory capacity per run and task span per condition.
+"""Effective memory span of one run: the linear-probe memory capacity.
 
 Probe (Jaeger 2001, GMD Report 152): drive the trained network with held-out sequences, fit a
 ridge-regression readout from h_t to the input ``k`` steps back for each lag k, and score it on
@@ -9,16 +9,12 @@ with r^2(k) >= 0.5.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from rnnbench.models import RecurrentModel
 from rnnbench.tasks import Task
-
-if TYPE_CHECKING:  # pandas costs ~0.4 s to import; the training workers never need it
-    import pandas as pd
 
 #: r^2 at or above this counts as "remembered" for the probe span.
 PROBE_SPAN_R2 = 0.5
@@ -90,27 +86,3 @@ def _ridge_r2(
         float(max(1.0 - e / t, 0.0)) if t > 0 else 0.0
         for e, t in zip(error, total, strict=True)
     ]
-
-
-def task_spans(results: pd.DataFrame) -> pd.DataFrame:
-    """Task span per (task, arch, clip): the largest T solved by at least half of the seeds,
-    and the smallest T that is not. NaN where no T (or every T) qualifies."""
-    import pandas as pd
-    if results.empty:
-        return pd.DataFrame(columns=["task", "arch", "clip", "task_span", "first_unsolved"])
-    solved = results.assign(solved=results["solved"].fillna(False).astype(bool))
-    rate = solved.groupby(["task", "arch", "clip", "seq_len"])["solved"].mean().reset_index()
-    rows = []
-    for (task, arch, clip), group in rate.groupby(["task", "arch", "clip"], sort=True):
-        ok = group.loc[group["solved"] >= 0.5, "seq_len"]
-        not_ok = group.loc[group["solved"] < 0.5, "seq_len"]
-        rows.append(
-            {
-                "task": task,
-                "arch": arch,
-                "clip": clip,
-                "task_span": float(ok.max()) if len(ok) else float("nan"),
-                "first_unsolved": float(not_ok.min()) if len(not_ok) else float("nan"),
-            }
-        )
-    return pd.DataFrame(rows)

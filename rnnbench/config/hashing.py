@@ -1,0 +1,71 @@
+"""How a run configuration is hashed, for run ids and baseline group hashes (torch-free, so
+``rnnbench compare`` and the pytest plugin stay light)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+#: Fields added after stores and baselines existed, with the value every earlier run implicitly
+#: had. At that value a field is left out of every hash (run ids, baseline group hashes), so
+#: adding it changed no existing id: old stores resume and old baselines still compare.
+HASH_NEUTRAL: dict[tuple[str, str], Any] = {
+    ("diagnostics", "enabled"): True,
+    ("model", "impl"): "auto",
+}
+
+
+def canonical_config(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A config dict (``RunConfig.to_dict()``, or one read back from a store or a baseline) as
+    it is hashed: the :data:`HASH_NEUTRAL` fields dropped where they hold their neutral value."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for (section, name), neutral in HASH_NEUTRAL.items():
+        table = out.get(section)
+        if isinstance(table, dict) and name in table and table[name] == neutral:
+            del table[name]
+    return out
+
+
+def _digest(data: Mapping[str, Any]) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_key(data: Mapping[str, Any]) -> str:
+    """A run's id: the hash of its canonical config without the sweep's name, so the same run
+    in two sweep files is the same run."""
+    canonical = canonical_config(data)
+    canonical.pop("sweep", None)
+    return _digest(canonical)
+
+
+def group_config(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's configuration without its seed and sweep name: the same for every seed of a
+    group, and different as soon as anything that shapes training differs."""
+    return {k: v for k, v in canonical_config(data).items() if k not in ("seed", "sweep")}
+
+
+def group_hash(data: Mapping[str, Any]) -> str:
+    """The hash of :func:`group_config`: equal for the seeds of one configuration."""
+    return _digest(group_config(data))
+
+
+def config_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """'train.lr: 0.01 -> 0.003' for the first leaf in which two run configurations differ
+    (seed and sweep name aside), or the two hashes."""
+
+    def leaves(data: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(data, dict):
+            out: dict[str, Any] = {}
+            for key, value in data.items():
+                out.update(leaves(value, f"{prefix}{key}."))
+            return out
+        return {prefix.rstrip("."): data}
+
+    a, b = leaves(group_config(old)), leaves(group_config(new))
+    for name in sorted(set(a) | set(b)):
+        if a.get(name) != b.get(name):
+            return f"{name}: {a.get(name)!r} -> {b.get(name)!r}"
+    return f"config hash {group_hash(old)} -> {group_hash(new)}"

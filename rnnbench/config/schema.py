@@ -1,0 +1,142 @@
+"""The configuration of one run: settings dataclasses, clipping specs and :class:`RunConfig`.
+
+Torch-free, so the results store, the gate and the reports read stored configurations without
+loading the training stack. Each field's allowed values live in its metadata: a range
+(``bounds``) or the kind of registry that names the choices (checked by the sweep parser, which
+knows the registries: :mod:`rnnbench.sweep`). Sweep files are read by :mod:`rnnbench.sweep`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from rnnbench.config.fields import bounds as _range
+from rnnbench.config.hashing import run_key
+from rnnbench.errors import ConfigError
+
+#: Bumped when the meaning of a config field changes, so old run ids are not reused wrongly.
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Gradient clipping: ``none``, ``norm:X`` (clip_grad_norm_), ``value:X`` (clip_grad_value_)."""
+
+    mode: str
+    threshold: float = math.inf
+
+    @classmethod
+    def parse(cls, text: Any, field_name: str = "grid.clip") -> ClipSpec:
+        allowed = "'none', 'norm:X' or 'value:X' with X > 0"
+        if not isinstance(text, str):
+            raise ConfigError(f"{field_name}: expected {allowed}, got {text!r}")
+        if text == "none":
+            return cls("none")
+        mode, _, number = text.partition(":")
+        if mode not in CLIP_MODES or mode == "none":
+            raise ConfigError(f"{field_name}: expected {allowed}, got {text!r}")
+        try:
+            threshold = float(number)
+        except ValueError:
+            raise ConfigError(f"{field_name}: expected {allowed}, got {text!r}") from None
+        if not (threshold > 0 and math.isfinite(threshold)):
+            raise ConfigError(f"{field_name}: threshold must be > 0 and finite, got {text!r}")
+        return cls(mode, threshold)
+
+    def __str__(self) -> str:
+        return "none" if self.mode == "none" else f"{self.mode}:{self.threshold:g}"
+
+
+#: Clipping modes; the functions live in :mod:`rnnbench.training.optim` (this names what is
+#: allowed).
+CLIP_MODES = ("none", "norm", "value")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    hidden_size: int = field(default=64, metadata=_range(1, 65_536))  # units per layer
+    num_layers: int = field(default=1, metadata=_range(1, 64))  # stacked recurrent layers
+    init: str = field(default="default", metadata={"registry": "init"})
+    init_gain: float = field(default=1.0, metadata=_range(0.0, 1e6))  # scale of the recurrent init
+    # how a built-in core trains: "fused" (nn.RNN/LSTM/GRU), "loop" (torch.*_cell per step) or
+    # "auto" (by device, architecture and batch x hidden x T; rnnbench.models.cores.train_impl).
+    # The two round differently, so the resolved choice is recorded (metrics.impl).
+    impl: str = field(default="auto", metadata={"registry": "impl"})
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = field(default=200, metadata=_range(1, 10_000_000))  # optimizer steps
+    batch_size: int = field(default=64, metadata=_range(1, 1_000_000))
+    lr: float = field(default=1e-3, metadata=_range(1e-12, 1e3))
+    optimizer: str = field(default="adam", metadata={"registry": "optimizer"})
+    momentum: float = field(default=0.0, metadata=_range(0.0, 1.0))  # sgd / rmsprop momentum
+    weight_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class DiagnosticSettings:
+    # false: train and evaluate only. The per-step loss and pre-clip gradient norm, the
+    # divergence check and the final evaluation (solved, normalized_loss) stay; the gradient
+    # profiles, per-parameter norms and the memory probe are skipped, so their record fields
+    # are NaN / None / empty. For timing a sweep, or when only the learning outcome matters.
+    enabled: bool = True
+    # gradient profiles and per-parameter norms at init, at this many checkpoints, and at the end
+    checkpoints: int = field(default=4, metadata=_range(0, 1000))
+    # the fixed held-out set that judges `solved` (same for every run of a task)
+    eval_size: int = field(default=1000, metadata=_range(1, 10_000_000))
+    # the fixed diagnostic batch of the gradient profile
+    profile_batch_size: int = field(default=64, metadata=_range(1, 1_000_000))
+    # memory-capacity probe: lags 1..probe_max_lag (capped at the sequence length - 1)
+    probe_max_lag: int = field(default=50, metadata=_range(0, 100_000))
+    probe_size: int = field(default=256, metadata=_range(2, 1_000_000))  # probe sequences
+    probe_ridge: float = field(default=1e-3, metadata=_range(0.0, 1e6))  # ridge penalty
+    # loss / gradient-norm curves are stored down-sampled to at most this many points
+    curve_points: int = field(default=500, metadata=_range(2, 1_000_000))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run."""
+
+    sweep: str
+    task: str
+    task_params: dict[str, Any]
+    arch: str
+    seq_len: int
+    clip: str
+    seed: int
+    model: ModelSettings
+    train: TrainSettings
+    diagnostics: DiagnosticSettings
+
+    @property
+    def clip_spec(self) -> ClipSpec:
+        return ClipSpec.parse(self.clip)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["config_version"] = CONFIG_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        data = dict(data)
+        data.pop("config_version", None)
+        return cls(
+            **{
+                **data,
+                "model": ModelSettings(**data["model"]),
+                "train": TrainSettings(**data["train"]),
+                "diagnostics": DiagnosticSettings(**data["diagnostics"]),
+            }
+        )
+
+    @property
+    def run_id(self) -> str:
+        """Canonical hash of the config (sorted-key JSON); the sweep's name is not part of it,
+        so the same run in two sweep files is the same run."""
+        return run_key(self.to_dict())

@@ -1,0 +1,233 @@
+"""The gate: judge a set of runs against a baseline, one check per (group, metric).
+
+Comparisons that would mix different things are refused (:class:`~rnnbench.errors.ConfigError`,
+exit 2) - a group whose configuration differs, groups missing from the runs - or flagged: a
+different environment (torch, thread count, device, ...) or different seeds are printed above
+the table, and ``exact`` (bitwise trajectory hashes) is only judged when the environment and
+seeds are identical. With n seeds per side the smallest attainable p is 1 / C(2n, n): 0.05 at
+3 seeds, 0.014 at 4, 0.0002 at 8.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rnnbench.config.hashing import config_difference, group_hash
+from rnnbench.errors import ConfigError
+from rnnbench.gate.baseline import ENV_KEYS, Baseline, Group, groups_from_records, summarize_env
+from rnnbench.gate.checks import CORRECTIONS, Check, continuous_check, mark, rate_check
+from rnnbench.gate.metrics import METRICS
+from rnnbench.gate.verdict import Comparison, Row
+from rnnbench.results.grouping import group_key
+
+DEFAULT_ALPHA = 0.05
+
+Records = list[Mapping[str, Any]]
+
+
+def _index(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], dict[str, Records]]:
+    """The records by group, then by configuration hash."""
+    index: dict[tuple[Any, ...], dict[str, Records]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        index[group_key(record)][group_hash(record.get("config") or {})].append(record)
+    return index
+
+
+def _environment_differences(base: Mapping[str, Any], cur: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{key}: {base.get(key)} -> {cur.get(key)}"
+        for key in ENV_KEYS
+        if base.get(key) != cur.get(key)
+    ]
+
+
+def _revision(env: Mapping[str, Any]) -> str:
+    rev = env.get("git_revision")
+    return f"git {rev[:10]}" if isinstance(rev, str) else "git ?"
+
+
+def _seeds(seeds: Sequence[int]) -> str:
+    return ",".join(map(str, seeds)) if len(seeds) <= 6 else f"{seeds[0]}..{seeds[-1]}"
+
+
+def _min_effects(tolerances: Mapping[str, float] | None) -> dict[str, float]:
+    """Each metric's minimum effect, with the user's ``--tolerance`` overrides checked."""
+    min_effects = {m.name: m.min_effect for m in METRICS.values()}
+    for name, value in (tolerances or {}).items():
+        METRICS.get(name, "--tolerance")  # names the allowed metrics on a miss
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise ConfigError(f"--tolerance {name}: must be a number >= 0, got {value!r}")
+        min_effects[name] = float(value)
+    return min_effects
+
+
+def _select(
+    baseline: Baseline, records: Iterable[Mapping[str, Any]], allow_config_change: bool
+) -> tuple[list[tuple[Group, Records]], list[str]]:
+    """The runs of each baseline group (of its configuration), and the notes on what was
+    allowed or ignored; refuses a changed configuration or a missing group."""
+    index = _index(records)
+    notes: list[str] = []
+    selected: list[tuple[Group, Records]] = []
+    missing: list[str] = []
+    for key, group in baseline.groups.items():
+        configs = index.get(key, {})
+        runs = configs.get(group.config_hash)
+        if runs is None and configs:
+            if not allow_config_change or len(configs) > 1:
+                other = next(iter(configs.values()))[0].get("config") or {}
+                raise ConfigError(
+                    f"group {group.label}: the runs' configuration differs from the baseline's "
+                    f"({config_difference(group.config, other)}); re-run the baseline's sweep, "
+                    "or pass --allow-config-change to compare anyway"
+                )
+            runs = next(iter(configs.values()))
+            notes.append(f"{group.label}: configuration differs from the baseline (allowed)")
+        elif runs is not None and len(configs) > 1:
+            notes.append(f"{group.label}: runs of other configurations in the store were ignored")
+        if runs is None:
+            missing.append(group.label)
+            continue
+        selected.append((group, runs))
+    if missing:
+        raise ConfigError(
+            f"store: no runs for {len(missing)} of {len(baseline.groups)} baseline groups "
+            f"(e.g. {missing[0]}); run the baseline's sweep ({baseline.sweep.get('name')}) "
+            "into the store first"
+        )
+    extra = [k for k in index if k not in baseline.groups]
+    if extra:
+        notes.append(f"{len(extra)} group(s) in the store are not in the baseline; not compared")
+    return selected, notes
+
+
+@dataclass
+class _Gathered:
+    """What the groups' checks produced, before the marks are set over all of them."""
+
+    checks: list[Check] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)  # errors and bitwise checks: facts
+    notes: list[str] = field(default_factory=list)
+    skipped_exact: bool = False
+
+
+def _error_row(group: Group, runs: Records, errors: Records) -> Row:
+    return Row(
+        group.label,
+        "status",
+        f"0/{len(group.seeds)}",
+        f"{len(errors)}/{len(runs)} error",
+        None,
+        None,
+        "!",
+        f"{errors[0].get('error')}",
+    )
+
+
+def _exact_row(group: Group, current: Group) -> Row:
+    differ = sum(
+        a != b for a, b in zip(group.trajectory_hash, current.trajectory_hash, strict=True)
+    )
+    return Row(
+        group.label,
+        "trajectory",
+        f"{len(group.seeds)} runs",
+        f"{differ} differ" if differ else "identical",
+        None,
+        None,
+        "!" if differ else " ",
+        "not bit-identical on the same environment" if differ else "",
+    )
+
+
+def _check_group(
+    group: Group, runs: Records, min_effects: Mapping[str, float], exact: bool,
+    same_env: bool, out: _Gathered,
+) -> None:
+    """Add one group's checks (and its error and bitwise rows) to ``out``."""
+    errors = [r for r in runs if r.get("status") == "error"]
+    finished = [r for r in runs if r.get("status") != "error"]
+    if errors:
+        out.rows.append(_error_row(group, runs, errors))
+    if not finished:
+        return
+    current = groups_from_records(finished)[group_key(group.key)]
+    same_seeds = current.seeds == group.seeds
+    if not same_seeds:
+        out.notes.append(
+            f"{group.label}: seeds differ (baseline {_seeds(group.seeds)}, "
+            f"current {_seeds(current.seeds)}); compared as samples"
+        )
+    for metric in METRICS.values():
+        base, cur = group.values[metric.name], current.values[metric.name]
+        if metric.kind == "rate":
+            out.checks.append(rate_check(metric, group.label, base, cur, min_effects[metric.name]))
+        else:
+            out.checks.append(
+                continuous_check(
+                    metric, group.label, base, cur, min_effects[metric.name], same_seeds,
+                    int(group.key["seq_len"]),
+                )
+            )
+    if exact and same_env and same_seeds:
+        out.rows.append(_exact_row(group, current))
+    elif exact:
+        out.skipped_exact = True
+
+
+def compare(
+    baseline: Baseline,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    exact: bool = False,
+    allow_config_change: bool = False,
+    tolerances: Mapping[str, float] | None = None,
+    correction: str = "holm",
+    current_name: str = "current runs",
+) -> Comparison:
+    """Judge ``records`` (run records, e.g. ``Store.runs()``) against ``baseline``.
+
+    Raises :class:`ConfigError` for comparisons that would mix different things (see the
+    module docstring); otherwise returns a :class:`Comparison` whose ``exit_code`` is 0 or 1.
+    """
+    if not (0 < alpha < 1):
+        raise ConfigError(f"--alpha: must be between 0 and 1, got {alpha!r}")
+    if correction not in CORRECTIONS:
+        raise ConfigError(
+            f"--correction: must be one of {', '.join(CORRECTIONS)}, got {correction!r}"
+        )
+    min_effects = _min_effects(tolerances)
+    selected, notes = _select(baseline, records, allow_config_change)
+    current_records = [r for _, runs in selected for r in runs]
+    current_env = summarize_env(r.get("env") for r in current_records)
+    env_diffs = _environment_differences(baseline.environment, current_env)
+    gathered = _Gathered(notes=notes)
+    for group, runs in selected:
+        _check_group(group, runs, min_effects, exact, not env_diffs, gathered)
+    rows = mark(gathered.checks, alpha, correction) + gathered.rows
+    rows.sort(key=lambda row: row.group)  # stable: each group's metrics stay in order
+    if gathered.skipped_exact:
+        gathered.notes.append(
+            "--exact: bitwise comparison needs the same environment and seeds; skipped where "
+            "they differ (statistical gate only)"
+        )
+    base_env = baseline.environment
+    return Comparison(
+        rows=rows,
+        alpha=alpha,
+        exact=exact,
+        correction=correction,
+        baseline_info=(
+            f"sweep {baseline.sweep.get('name')} ({baseline.sweep.get('runs')} runs, "
+            f"{len(baseline.groups)} groups), rnnbench {baseline.rnnbench_version}, "
+            f"{_revision(base_env)}, saved {baseline.created_at}"
+        ),
+        current_info=f"{current_name} ({len(current_records)} runs), {_revision(current_env)}",
+        environment_differences=env_diffs,
+        notes=gathered.notes,
+    )

@@ -1,0 +1,43 @@
+"""Architectures: recurrent cores, user cells, their initialisation, and the model around them.
+
+* ``cores``: the built-in ``nn.RNN/LSTM/GRU`` cores, run fused or as a loop (``model.impl``)
+* ``cells``: the contract of a user cell, and the core that unrolls it
+* ``architectures``: the :data:`ARCHITECTURES` registry and :func:`register_cell`
+* ``init``: the :data:`INITS` registry of recurrent-weight initialisations
+* ``model``: :class:`RecurrentModel` (core + head) and :func:`make_model`
+
+Importing the package registers the built-in architectures.
+"""
+
+from rnnbench.models.architectures import ARCHITECTURES, Architecture, register_cell
+from rnnbench.models.cells import CellCore, CellFactory
+from rnnbench.models.cores import (
+    BUILTIN_ARCHS,
+    IMPLS,
+    RecurrentCore,
+    TorchCore,
+    check_impl,
+    train_impl,
+    unroll,
+)
+from rnnbench.models.init import INITS
+from rnnbench.models.model import RecurrentModel, count_parameters, make_model
+
+__all__ = [
+    "ARCHITECTURES",
+    "BUILTIN_ARCHS",
+    "IMPLS",
+    "INITS",
+    "Architecture",
+    "CellCore",
+    "CellFactory",
+    "RecurrentCore",
+    "RecurrentModel",
+    "TorchCore",
+    "check_impl",
+    "count_parameters",
+    "make_model",
+    "register_cell",
+    "train_impl",
+    "unroll",
+]

@@ -1,0 +1,75 @@
+"""The architecture registry: the built-in cores and the user cells registered beside them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rnnbench.models.cells import CellCore, CellFactory
+from rnnbench.models.cores import RecurrentCore, TorchCore
+from rnnbench.registry import Registry
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build a core for ``(input_size, hidden_size, num_layers)``."""
+
+    build: Callable[[int, int, int], RecurrentCore]
+    description: str
+    #: H x H blocks in the recurrent weight (1 RNN, 3 GRU, 4 LSTM): the g of the cost model
+    #: (:mod:`rnnbench.execution.cost`). A user cell's is unknown; 1 keeps its estimate a lower
+    #: bound.
+    gates: int = 1
+
+
+ARCHITECTURES: Registry[Architecture] = Registry("arch")
+
+
+def _torch_arch(mode: str, description: str, gates: int) -> Architecture:
+    return Architecture(lambda i, h, n: TorchCore(mode, i, h, n), description, gates)
+
+
+ARCHITECTURES.add("rnn", _torch_arch("rnn_tanh", "vanilla RNN, tanh (nn.RNN)", 1))
+ARCHITECTURES.add("rnn_relu", _torch_arch("rnn_relu", "vanilla RNN, ReLU (nn.RNN)", 1))
+ARCHITECTURES.add("lstm", _torch_arch("lstm", "LSTM (nn.LSTM)", 4))
+ARCHITECTURES.add("gru", _torch_arch("gru", "GRU (nn.GRU)", 3))
+
+
+def register_cell(name: str, description: str = "") -> Callable[[CellFactory], CellFactory]:
+    """Register a user recurrent cell under ``name`` (see the module docstring for the contract).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> @register_cell("doc_cell")
+    ... class Elman(nn.Module):
+    ...     def __init__(self, input_size, hidden_size):
+    ...         super().__init__()
+    ...         self.inp = nn.Linear(input_size, hidden_size)
+    ...         self.weight_hh = nn.Parameter(torch.eye(hidden_size))
+    ...     def init_state(self, batch_size, device, dtype):
+    ...         size = self.weight_hh.shape[0]
+    ...         return (torch.zeros(batch_size, size, device=device, dtype=dtype),)
+    ...     def forward(self, x_t, state):
+    ...         return (torch.tanh(self.inp(x_t) + state[0] @ self.weight_hh.T),)
+    >>> from rnnbench.models.model import make_model
+    >>> from rnnbench.tasks import make_task
+    >>> model = make_model("doc_cell", make_task("adding", seq_len=5), hidden_size=4)
+    >>> model(torch.zeros(2, 5, 2)).shape
+    torch.Size([2, 5, 1])
+    >>> ARCHITECTURES.remove("doc_cell")
+    """
+
+    def decorate(factory: CellFactory) -> CellFactory:
+        ARCHITECTURES.add(
+            name,
+            Architecture(
+                lambda i, h, n: CellCore(factory, i, h, n),
+                description or f"user cell {getattr(factory, '__name__', name)}",
+            ),
+        )
+        return factory
+
+    return decorate
+
+
+# --- initialisation of the recurrent weights -------------------------------------------------

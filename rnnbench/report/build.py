@@ -1,0 +1,218 @@
+"""HTML / Markdown reports over one or more results stores.
+
+Public API::
+
+    build_report(["results.db"], "report/")            # -> report/index.html
+    build_report(["mine.db", "lstm.db"], "cmp/", labels=["mine", "lstm"])   # comparison mode
+    build_report(["results.db"], "report/", theory=run_theory_check())     # + theory check
+
+The report reads stored records only (no torch): the theory check, which measures with torch,
+is computed by the caller (:func:`rnnbench.diagnostics.theory.run_theory_check`; the CLI's
+``report --theory``) and handed in.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from rnnbench.errors import ConfigError
+from rnnbench.report import figures as figs
+from rnnbench.report.figures import Ctx, Figures, palette
+from rnnbench.report.render import Section, html_table, md_table, render_html, save_figure
+from rnnbench.report.tables import (
+    DASH,
+    headline_numbers,
+    headline_views,
+    memory_numbers,
+    memory_views,
+    problem_runs,
+    stability_numbers,
+    stability_views,
+)
+from rnnbench.report.theory import TheoryData, theory_section
+from rnnbench.results.grouping import load_pooled_runs
+from rnnbench.results.store import Store
+
+
+def _default_labels(stores: Sequence[str | Path]) -> list[str]:
+    """The stores' file stems; their paths where two stems collide."""
+    paths = [Path(s) for s in stores]
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise ConfigError(f"--store: the same store is given twice ({', '.join(map(str, paths))})")
+    stems = [p.stem for p in paths]
+    return stems if len(set(stems)) == len(stems) else [str(p.with_suffix("")) for p in paths]
+
+
+def _label_frames(
+    stores: Sequence[str | Path],
+    labels: Sequence[str] | None,
+    runs: Collection[str] | None = None,
+) -> pd.DataFrame:
+    if not stores:
+        raise ConfigError("--store: build_report needs at least one store")
+    labels = _default_labels(stores) if labels is None else list(labels)
+    if len(labels) != len(stores):
+        raise ConfigError(
+            f"--label: give one label per --store ({len(stores)} stores, {len(labels)} labels)"
+        )
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"--label: labels must be unique, got {', '.join(labels)}")
+    frames = []
+    for store, label in zip(stores, labels, strict=True):
+        frame = load_pooled_runs(store, runs)
+        frame.insert(0, "label", label)
+        frames.append(frame)
+    combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    combined.attrs["labels"] = labels
+    return combined
+
+
+
+
+def _metadata_section(frame: pd.DataFrame, stores: Sequence[str | Path], labels: list[str],
+                      section: Section) -> None:
+    rows: dict[str, dict[str, str]] = {}
+    for store, label in zip(stores, labels, strict=True):
+        sub = frame[frame["label"] == label]
+        envs = [e for e in sub["env"] if isinstance(e, dict)]
+        env = envs[0] if envs else {}
+        counts = sub["status"].value_counts()
+        stamps = sorted(str(s) for s in sub["created_at"].dropna())
+        rows[label] = {
+            "store": str(store),
+            "sweeps": ", ".join(sorted({str(s) for s in sub["sweep"].dropna()})) or DASH,
+            "runs": str(len(sub)),
+            **{f"status {s}": str(int(counts.get(s, 0))) for s in ("ok", "diverged", "error")},
+            **{key: str(env.get(key, DASH)) for key in
+               ("rnnbench", "torch", "python", "device", "device_name", "threads",
+                "git_revision")},
+            "runs recorded": f"{stamps[0]} … {stamps[-1]}" if stamps else DASH,
+        }
+    view = pd.DataFrame.from_dict(rows, orient="index")
+    view.index.name = "label"
+    section.table("", view.T)
+    for store, label in zip(stores, labels, strict=True):
+        sub = frame[frame["label"] == label]
+        with Store(store, readonly=True) as db:
+            for sweep in sorted({str(s) for s in sub["sweep"].dropna()}):
+                text = db.get_meta(f"sweep:{sweep}")
+                if not isinstance(text, str):
+                    continue
+                title = f"sweep file '{sweep}' ({label})"
+                section.html.append(f"<details><summary>{html.escape(title)}</summary>"
+                                    f"<pre>{html.escape(text)}</pre></details>")
+                section.md.append(f"<details><summary>{title}</summary>\n\n```toml\n{text}\n```"
+                                  "\n\n</details>")
+    problems = problem_runs(frame)
+    section.html.append("<h3>Failed and diverged runs</h3>")
+    section.md.append("### Failed and diverged runs")
+    if problems.empty:
+        section.para("None: every run finished without diverging.")
+    else:
+        view = problems.set_index("run_id")
+        section.html.append(html_table(view))
+        section.md.append(md_table(view))
+
+
+
+
+def _safe(make: Callable[[pd.DataFrame, Ctx], Figures], frame: pd.DataFrame, ctx: Ctx) -> Figures:
+    usable = frame[frame["status"] != "error"]
+    return make(usable, ctx) if not usable.empty else []
+
+
+_FIGURE_SECTIONS = (
+    ("fig-profiles", "Gradient norm through time", figs.fig_gradient_profiles),
+    ("fig-learning", "Learning curves", figs.fig_learning_curves),
+    ("fig-solved", "Solved rate", figs.fig_solved_heatmap),
+    ("fig-factor", "Per-step gradient factor", figs.fig_grad_factor),
+    ("fig-memory", "Memory capacity", figs.fig_memory_capacity),
+    ("fig-gradnorm", "Gradient norm during training", figs.fig_grad_norm_training),
+)
+
+
+def _table_sections(frame: pd.DataFrame, labels: list[str], tabledir: Path) -> list[Section]:
+    """The headline, memory and stability sections; their numbers are written as CSV."""
+    headline = headline_numbers(frame)
+    stability = stability_numbers(frame)
+    memory = memory_numbers(frame)
+    for name, table in (("headline", headline), ("stability", stability), ("memory", memory),
+                        ("problem_runs", problem_runs(frame))):
+        table.to_csv(tabledir / f"{name}.csv", index=False)
+    s = Section("headline", "Headline: solved seeds and normalized loss")
+    s.para("Per task: architecture × T; one column group per clip mode. 'solved' is k/n seeds "
+           "(errored runs count as not solved); 'norm. loss' is final loss / baseline loss."
+           + (f" Δ columns: {labels[1]} minus {labels[0]}." if len(labels) > 1 else ""))
+    for caption, view in headline_views(headline, labels):
+        s.table(caption, view)
+    sections = [s]
+    s = Section("memory", "Memory span")
+    for caption, view in memory_views(memory, labels):
+        s.table(caption, view)
+    sections.append(s)
+    s = Section("stability", "Stability")
+    s.para("Divergence rate among finished runs, max pre-clip global gradient norm, fraction "
+           "of steps clipped and the per-step gradient factor r (< 1 vanishing, > 1 exploding).")
+    for caption, view in stability_views(stability, labels):
+        s.table(caption, view)
+    sections.append(s)
+    return sections
+
+
+def _figure_sections(frame: pd.DataFrame, ctx: Ctx, figdir: Path) -> list[Section]:
+    sections = []
+    for anchor, title, make in _FIGURE_SECTIONS:
+        s = Section(anchor, title)
+        made = _safe(make, frame, ctx)
+        if not made:
+            s.para("No data: no finished run recorded this quantity.")
+        for name, fig, caption in made:
+            save_figure(name, fig, caption, figdir, s)
+        sections.append(s)
+    return sections
+
+
+def build_report(stores: Sequence[str | Path], out: str | Path,
+                 labels: Sequence[str] | None = None,
+                 runs: Collection[str] | None = None,
+                 theory: TheoryData | None = None) -> Path:
+    """Write ``out/index.html`` (self-contained), ``out/report.md``, ``out/figures/*.png|svg``
+    and ``out/tables/*.csv`` for one store, or compare several (one label per store; labels
+    default to the store file stems).  ``runs``: only these run ids (one sweep file's runs).
+    ``theory``: a computed theory check to add as a section. Returns the path of
+    ``index.html``.
+
+    Raises :class:`ConfigError` for a store whose group holds runs of two configurations
+    (their seeds would be pooled) and for an ``out`` that is an existing file."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file; give a folder for the report")
+    frame = _label_frames(list(stores), labels, runs)
+    labels = list(frame.attrs["labels"])
+    figdir, tabledir = out / "figures", out / "tables"
+    figdir.mkdir(parents=True, exist_ok=True)
+    tabledir.mkdir(parents=True, exist_ok=True)
+    ctx = Ctx(palette=palette(frame["arch"].dropna()), multi=len(labels) > 1)
+    sections = _table_sections(frame, labels, tabledir) + _figure_sections(frame, ctx, figdir)
+    if theory is not None:
+        theory.table.to_csv(tabledir / "theory.csv", index=False)
+        sections.append(theory_section(theory, figdir))
+    s = Section("metadata", "Run metadata")
+    _metadata_section(frame, list(stores), labels, s)
+    sections.append(s)
+    generated = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    title = "rnnbench report: " + " vs ".join(labels)
+    index = out / "index.html"
+    index.write_text(render_html(title, sections, generated), encoding="utf-8")
+    md = [f"# {title}", "", f"Generated {generated}. Aggregates over seeds: median [q1–q3] "
+          "n=seeds with a value.", ""]
+    md += [f"- [{s.title}](#{s.anchor})" for s in sections]
+    for s in sections:
+        md += ["", f"## {s.title}", "", *("\n\n".join(s.md).splitlines())]
+    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    return index

@@ -1,0 +1,124 @@
+"""Rendering: sections of HTML and Markdown, tables, embedded figures, the page itself.
+
+``index.html`` is one self-contained file (figures as base64 PNG data URIs, inline CSS, no
+scripts, no external requests) so it can be mailed or archived as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+from rnnbench.report.tables import DASH
+
+DPI = 110
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;
+padding:0 1rem;color:#222;line-height:1.45}
+h1{font-size:1.6rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.2rem}
+table{border-collapse:collapse;font-size:.82rem;margin:.6rem 0 1.2rem;display:block;
+overflow-x:auto}
+th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:right;white-space:nowrap}
+th{background:#f4f4f4}td.text,th.text{text-align:left;white-space:normal}
+tbody tr:nth-child(even){background:#fafafa}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto}figcaption{font-size:.85rem;color:#555}
+nav ol{columns:2}details pre{background:#f6f6f6;padding:.6rem;overflow-x:auto;font-size:.8rem}
+.note{color:#555;font-size:.9rem}
+"""
+
+
+def html_table(view: pd.DataFrame) -> str:
+    # to_html escapes cell text by default (escape=True): error messages may contain <, &
+    return view.to_html(escape=True, na_rep=DASH, border=0, index=True)
+
+
+def _md_cell(value: Any) -> str:
+    text = DASH if value is None or (isinstance(value, float) and math.isnan(value)) else value
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(view: pd.DataFrame) -> str:
+    flat = view.reset_index()
+    headers = [
+        " / ".join(str(p) for p in c if str(p)) if isinstance(c, tuple) else str(c)
+        for c in flat.columns
+    ]
+    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |",
+             "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |"
+              for row in flat.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+@dataclass
+class Section:
+    anchor: str
+    title: str
+    html: list[str] = field(default_factory=list)
+    md: list[str] = field(default_factory=list)
+
+    def para(self, text: str) -> None:
+        self.html.append(f"<p class='note'>{html.escape(text)}</p>")
+        self.md.append(text)
+
+    def table(self, caption: str, view: pd.DataFrame) -> None:
+        if caption:
+            self.html.append(f"<h3>{html.escape(caption)}</h3>")
+            self.md.append(f"### {caption}")
+        self.html.append(html_table(view))
+        self.md.append(md_table(view))
+
+
+def _tight_box(fig: Figure) -> Any:
+    from matplotlib.transforms import Bbox
+
+    box = fig.get_tightbbox(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+    return Bbox.from_extents(box.x0 - 0.1, box.y0 - 0.1, box.x1 + 0.1, box.y1 + 0.1)
+
+
+def save_figure(name: str, fig: Figure, caption: str, figdir: Path, section: Section) -> None:
+    buffer = io.BytesIO()
+    box = _tight_box(fig)  # computed once, used for both formats
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches=box)
+    png = buffer.getvalue()
+    (figdir / f"{name}.png").write_bytes(png)
+    # bbox_inches="tight" would redo the (slow) tight-bbox pass for every format
+    fig.savefig(figdir / f"{name}.svg", format="svg", bbox_inches=box)
+    plt.close(fig)
+    data = base64.b64encode(png).decode("ascii")
+    alt = html.escape(caption, quote=True)
+    section.html.append(
+        f"<figure><img src='data:image/png;base64,{data}' alt='{alt}'>"
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+    section.md.append(
+        f"![{caption}](figures/{name}.png)\n\n*{caption}* ([SVG](figures/{name}.svg))"
+    )
+
+
+
+def render_html(title: str, sections: list[Section], generated: str) -> str:
+    toc = "".join(f"<li><a href='#{s.anchor}'>{html.escape(s.title)}</a></li>" for s in sections)
+    body = "".join(
+        f"<section id='{s.anchor}'><h2>{html.escape(s.title)}</h2>{''.join(s.html)}</section>"
+        for s in sections
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p class='note'>Generated {html.escape(generated)}. "
+        "Aggregates over seeds: median [q1–q3] n=seeds with a value.</p>"
+        f"<nav><h2>Contents</h2><ol>{toc}</ol></nav>{body}</body></html>\n"
+    )

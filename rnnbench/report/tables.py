@@ -1,0 +1,253 @@
+"""The report's tables: numeric long frames (written as CSV) and their formatted views.
+
+Every number aggregated over seeds is shown as ``median [q1–q3] n=k``: seeds of recurrent
+training are heavy-tailed (one diverged seed ruins a mean), so the median plus the IQR and the
+seed count is the honest summary. The numeric frames are computed once and only then formatted
+into strings for HTML / Markdown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rnnbench.results.grouping import CONDITION_KEYS, GROUP_KEYS
+from rnnbench.results.spans import task_spans
+
+DASH = "–"  # shown for a missing value
+
+
+def finite(values: Iterable[Any]) -> np.ndarray:
+    arr = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    return arr[np.isfinite(arr)]
+
+
+def spread(values: Iterable[Any]) -> tuple[float, float, float, int]:
+    """(median, q1, q3, n) over the finite values; NaNs with n = 0 when there are none."""
+    arr = finite(values)
+    if arr.size == 0:
+        return math.nan, math.nan, math.nan, 0
+    q1, med, q3 = np.percentile(arr, [25, 50, 75])
+    return float(med), float(q1), float(q3), int(arr.size)
+
+
+def num(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return DASH
+    return f"{value:.3g}"
+
+
+def fmt_spread(med: float, q1: float, q3: float, n: int) -> str:
+    if n == 0:
+        return DASH
+    if n == 1:
+        return f"{num(med)} n=1"
+    return f"{num(med)} [{num(q1)}–{num(q3)}] n={n}"
+
+
+def solved_flags(frame: pd.DataFrame) -> pd.Series:
+    # errored runs have solved=None: they count as attempted and not solved
+    return frame["solved"].map(lambda v: v is True or v is np.True_)
+
+
+def _diff_title(a: str, b: str) -> str:
+    return f"Δ ({b} − {a})"
+
+
+def headline_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (label, task, arch, seq_len, clip): solved k/n and the normalized-loss spread."""
+    rows = []
+    keys = ["label", *GROUP_KEYS]
+    for key, group in frame.groupby(keys, sort=True):
+        med, q1, q3, n = spread(group["normalized_loss"])
+        solved = int(solved_flags(group).sum())
+        rows.append(
+            dict(zip(keys, key, strict=True))
+            | {
+                "solved": solved,
+                "runs": len(group),
+                "solved_rate": solved / len(group),
+                "norm_loss_median": med,
+                "norm_loss_q1": q1,
+                "norm_loss_q3": q3,
+                "norm_loss_n": n,
+            }
+        )
+    return pd.DataFrame(rows, columns=[*keys, "solved", "runs", "solved_rate", "norm_loss_median",
+                                       "norm_loss_q1", "norm_loss_q3", "norm_loss_n"])
+
+
+def headline_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    views = []
+    clips = sorted(numbers["clip"].unique())
+    for task, sub in numbers.groupby("task", sort=True):
+        rows: dict[tuple[str, int], dict[tuple[str, str], str]] = {}
+        lookup = {(r.label, r.arch, int(r.seq_len), r.clip): r for r in sub.itertuples()}
+        for arch, seq_len in sorted({(r.arch, int(r.seq_len)) for r in sub.itertuples()}):
+            cells: dict[tuple[str, str], str] = {}
+            for clip in clips:
+                for label in labels:
+                    r = lookup.get((label, arch, seq_len, clip))
+                    suffix = f" [{label}]" if len(labels) > 1 else ""
+                    cells[(clip, "solved" + suffix)] = (
+                        f"{r.solved}/{r.runs}" if r is not None else DASH
+                    )
+                    cells[(clip, "norm. loss" + suffix)] = (
+                        fmt_spread(r.norm_loss_median, r.norm_loss_q1, r.norm_loss_q3,
+                                    r.norm_loss_n)
+                        if r is not None else DASH
+                    )
+                base = lookup.get((labels[0], arch, seq_len, clip))
+                for label in labels[1:]:
+                    other = lookup.get((label, arch, seq_len, clip))
+                    title = _diff_title(labels[0], label)
+                    cells[(clip, f"{title} solved rate")] = (
+                        f"{other.solved_rate - base.solved_rate:+.2f}"
+                        if base is not None and other is not None else DASH
+                    )
+                    cells[(clip, f"{title} median loss")] = (
+                        _signed(other.norm_loss_median - base.norm_loss_median)
+                        if base is not None and other is not None else DASH
+                    )
+            rows[(arch, seq_len)] = cells
+        view = pd.DataFrame.from_dict(rows, orient="index")
+        view.index = pd.MultiIndex.from_tuples(list(rows), names=["arch", "T"])
+        view.columns = pd.MultiIndex.from_tuples(list(view.columns), names=["clip", ""])
+        views.append((f"task: {task}", view))
+    return views
+
+
+def _signed(value: float) -> str:
+    return DASH if not math.isfinite(value) else f"{value:+.3g}"
+
+
+def stability_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (label, task, arch, clip), pooled over T and seeds."""
+    rows = []
+    keys = ["label", *CONDITION_KEYS]
+    for key, group in frame.groupby(keys, sort=True):
+        row: dict[str, Any] = dict(zip(keys, key, strict=True))
+        row["runs"] = len(group)
+        row["diverged"] = int((group["status"] == "diverged").sum())
+        row["errors"] = int((group["status"] == "error").sum())
+        finished = len(group) - row["errors"]
+        row["divergence_rate"] = row["diverged"] / finished if finished else math.nan
+        for column in ("max_grad_norm", "clipped_fraction", "grad_factor_init", "grad_factor"):
+            med, q1, q3, n = spread(group[column])
+            row |= {f"{column}_median": med, f"{column}_q1": q1, f"{column}_q3": q3,
+                    f"{column}_n": n}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+_STABILITY_METRICS = (
+    ("max_grad_norm", "max pre-clip ‖g‖"),
+    ("clipped_fraction", "fraction clipped"),
+    ("grad_factor_init", "r at init"),
+    ("grad_factor", "r at end"),
+)
+
+
+def stability_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    if numbers.empty:
+        return []
+    lookup = {(r["label"], r["task"], r["arch"], r["clip"]): r for r in numbers.to_dict("records")}
+    rows: dict[tuple[str, str, str], dict[str, str]] = {}
+    for task, arch, clip in sorted({k[1:] for k in lookup}):
+        cells: dict[str, str] = {}
+        for label in labels:
+            r = lookup.get((label, task, arch, clip))
+            suffix = f" [{label}]" if len(labels) > 1 else ""
+            if r is None:
+                cells["diverged" + suffix] = DASH
+                for _, title in _STABILITY_METRICS:
+                    cells[title + suffix] = DASH
+                continue
+            finished = r["runs"] - r["errors"]
+            cells["diverged" + suffix] = f"{r['diverged']}/{finished}" + (
+                f" ({r['errors']} errors)" if r["errors"] else ""
+            )
+            for column, title in _STABILITY_METRICS:
+                cells[title + suffix] = fmt_spread(
+                    r[f"{column}_median"], r[f"{column}_q1"], r[f"{column}_q3"], r[f"{column}_n"]
+                )
+        base = lookup.get((labels[0], task, arch, clip))
+        for label in labels[1:]:
+            other = lookup.get((label, task, arch, clip))
+            title = _diff_title(labels[0], label)
+            if base is None or other is None:
+                continue
+            cells[f"{title} divergence rate"] = _signed(
+                other["divergence_rate"] - base["divergence_rate"]
+            )
+            for column, metric in _STABILITY_METRICS:
+                cells[f"{title} {metric}"] = _signed(
+                    other[f"{column}_median"] - base[f"{column}_median"]
+                )
+        rows[(task, arch, clip)] = cells
+    view = pd.DataFrame.from_dict(rows, orient="index")
+    view.index = pd.MultiIndex.from_tuples(list(rows), names=["task", "arch", "clip"])
+    return [("pooled over T and seeds", view)]
+
+
+def memory_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per label and condition (task, arch, clip): task span (rnnbench.results.spans), probe
+    span and memory capacity medians."""
+    rows = []
+    keys = list(CONDITION_KEYS)
+    for label, sub in frame.groupby("label", sort=True):
+        spans = task_spans(sub.drop(columns=["label"]))
+        span_of = {tuple(r[k] for k in keys): r for r in spans.to_dict("records")}
+        for key, group in sub.groupby(keys, sort=True):
+            span = span_of.get(key, {})
+            row: dict[str, Any] = {
+                "label": label, **dict(zip(keys, key, strict=True)),
+                "task_span": span.get("task_span", math.nan),
+                "first_unsolved": span.get("first_unsolved", math.nan),
+            }
+            for column in ("probe_span", "memory_capacity"):
+                med, q1, q3, n = spread(group[column])
+                row |= {f"{column}_median": med, f"{column}_q1": q1, f"{column}_q3": q3,
+                        f"{column}_n": n}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def memory_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    if numbers.empty:
+        return []
+    rows: dict[tuple[str, ...], dict[str, str]] = {}
+    for r in numbers.to_dict("records"):
+        key = (r["task"], r["arch"], r["clip"]) + ((r["label"],) if len(labels) > 1 else ())
+        rows[key] = {
+            "task span (largest T solved by ≥ half the seeds)": num(r["task_span"]),
+            "first unsolved T": num(r["first_unsolved"]),
+            "probe span (lags)": fmt_spread(r["probe_span_median"], r["probe_span_q1"],
+                                             r["probe_span_q3"], r["probe_span_n"]),
+            "memory capacity (Σ r²)": fmt_spread(
+                r["memory_capacity_median"], r["memory_capacity_q1"], r["memory_capacity_q3"],
+                r["memory_capacity_n"]),
+        }
+    rows = dict(sorted(rows.items()))
+    names = ["task", "arch", "clip"] + (["label"] if len(labels) > 1 else [])
+    view = pd.DataFrame.from_dict(rows, orient="index")
+    view.index = pd.MultiIndex.from_tuples(list(rows), names=names)
+    return [("", view)]
+
+
+def problem_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    bad = frame[frame["status"].isin(["error", "diverged"])]
+    columns = ["label", "run_id", "task", "arch", "seq_len", "clip", "seed", "status",
+               "diverged_step", "error"]
+    out = bad[columns].copy()
+    out["diverged_step"] = out["diverged_step"].astype(object).where(
+        out["diverged_step"].notna(), None
+    )
+    out["error"] = out["error"].map(lambda v: v if isinstance(v, str) and v else DASH)
+    return out.reset_index(drop=True)

@@ -1,0 +1,130 @@
+"""The store's table layout, its version and the migrations between versions.
+
+The runs table has one column per :class:`~rnnbench.results.record.RunRecord` field: TEXT,
+INTEGER and REAL map to the SQLite type of the same name, BOOL to an INTEGER 0/1 with a CHECK,
+JSON fields to TEXT. The version lives in ``PRAGMA user_version`` (0: an empty or new file).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from rnnbench.errors import StoreError
+from rnnbench.results.record import JSON_COLUMNS, SCALAR_COLUMNS
+
+SCHEMA_VERSION = 1
+"""Version of the table layout, kept in ``PRAGMA user_version`` (0 means an empty/new file)."""
+
+RUNS_TABLE = "runs"
+META_TABLE = "meta"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_KEY = "run_id"
+_SQL_TYPES = {"TEXT": "TEXT", "INTEGER": "INTEGER", "REAL": "REAL", "BOOL": "INTEGER"}
+
+#: Makes the store's one-line error for a problem it found ("store PATH: why").
+Fail = Callable[[str], StoreError]
+
+
+def _column_ddl(name: str, kind: str) -> str:
+    ddl = f"{name} {_SQL_TYPES[kind]}"
+    if name == _KEY:
+        ddl += " PRIMARY KEY NOT NULL"
+    elif kind == "BOOL":
+        ddl += f" CHECK ({name} IN (0, 1))"
+    return ddl
+
+
+def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
+    """Create the tables in an empty file.
+
+    When SCHEMA_VERSION 2 is introduced, freeze this DDL as a literal (it describes version 1,
+    not "whatever RunRecord says today") and add ``_migrate_1_to_2`` with ALTER TABLEs.
+    """
+    columns = [_column_ddl(name, kind) for name, kind in SCALAR_COLUMNS]
+    columns += [f"{name} TEXT" for name in JSON_COLUMNS]
+    conn.execute(f"CREATE TABLE {RUNS_TABLE} ({', '.join(columns)})")
+    conn.execute(f"CREATE INDEX {RUNS_TABLE}_status ON {RUNS_TABLE} (status)")
+    conn.execute(f"CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_0_to_1,)
+"""``MIGRATIONS[v]`` upgrades a database at user_version ``v`` to ``v + 1``."""
+
+assert len(MIGRATIONS) == SCHEMA_VERSION, "one migration per schema version"
+
+
+def tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def _snapshot(conn: sqlite3.Connection) -> tuple[int, set[str]]:
+    """The version and the tables, read in one read transaction: from one snapshot of the file.
+    Read one after the other outside a transaction, a second process creating the store in
+    between (its tables and its version commit together) looked like "version 0 with other
+    tables", and a sweep started at the same moment as another was refused as not a store."""
+    conn.execute("BEGIN")
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0]), tables(conn)
+    finally:
+        if conn.in_transaction:  # a failed read may have ended it already
+            conn.execute("COMMIT")
+
+
+def check(conn: sqlite3.Connection, readonly: bool, fail: Fail) -> int:
+    """The file's schema version, after checking (reading only) that it is an rnnbench store
+    this version can open: readers need the current schema, writers at most it."""
+    try:
+        version, found = _snapshot(conn)
+    except sqlite3.OperationalError as exc:  # locked, unreadable, no room for -shm, ...
+        raise fail(f"cannot read ({exc})") from None
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed", ...
+        raise fail(f"not an rnnbench database ({exc})") from None
+    if version > SCHEMA_VERSION:
+        raise fail(
+            f"written by a newer rnnbench (schema {version}, this version supports "
+            f"{SCHEMA_VERSION}); upgrade rnnbench to read it"
+        )
+    if version == 0 and found:
+        raise fail(
+            f"not an rnnbench database (it is an SQLite database with other tables: "
+            f"{', '.join(sorted(found))})"
+        )
+    if version > 0 and not {RUNS_TABLE, META_TABLE} <= found:
+        raise fail(
+            f"not an rnnbench database (user_version {version} but no "
+            f"{RUNS_TABLE!r}/{META_TABLE!r} tables)"
+        )
+    if readonly and version == 0:
+        raise fail("empty file, not an rnnbench database (no runs recorded)")
+    if readonly and version < SCHEMA_VERSION:
+        raise fail(
+            f"written by an older rnnbench (schema {version}); open it once for "
+            f"writing to upgrade it to schema {SCHEMA_VERSION}"
+        )
+    return version
+
+
+def migrate(conn: sqlite3.Connection, fail: Fail) -> None:
+    """Run the pending migrations in one write transaction.
+
+    The version is re-read after taking the write lock: two processes may open a new file at
+    the same time, and only the first may create the tables.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version == 0 and tables(conn):
+            raise fail("not an rnnbench database (other tables appeared while opening)")
+        for step in range(version, SCHEMA_VERSION):
+            MIGRATIONS[step](conn)
+        # user_version lives in the database header, so it commits atomically with the DDL.
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite may have rolled back already
+            conn.execute("ROLLBACK")
+        raise

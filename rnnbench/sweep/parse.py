@@ -1,0 +1,230 @@
+"""Sweep files: a TOML grid whose Cartesian product is a list of :class:`RunConfig`.
+
+Validation is strict: an unknown key, a wrong type or an out-of-range value raises
+:class:`ConfigError` with a one-line message naming the field and the allowed values. The
+sweep is checked against the registries of every layer below (tasks, architectures,
+implementations, initialisations, optimizers), which is why it sits above training.
+
+Layout (every section but ``[grid]`` optional)::
+
+    name = "smoke"
+    [grid]                  # the Cartesian product of these axes is the sweep
+    task = ["copy", "adding"]
+    arch = ["rnn", "lstm", "gru"]
+    seq_len = [20, 50]
+    clip = ["none", "norm:1.0"]
+    seed = [0, 1]
+    [model]                 # ModelSettings
+    [train]                 # TrainSettings
+    [diagnostics]           # DiagnosticSettings
+    [tasks.copy]            # task parameters (e.g. solve_accuracy), plus optional
+    [tasks.copy.model]      #   per-task overrides of [model] and [train]
+    [tasks.copy.train]
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rnnbench.config.fields import Choices, bounds, check_value, parse_section
+from rnnbench.config.schema import (
+    ClipSpec,
+    DiagnosticSettings,
+    ModelSettings,
+    RunConfig,
+    TrainSettings,
+)
+from rnnbench.errors import ConfigError
+from rnnbench.models import ARCHITECTURES, IMPLS, INITS, check_impl
+from rnnbench.registry import Registry, import_plugins
+from rnnbench.tasks import TASKS, make_task
+from rnnbench.training import OPTIMIZERS
+
+GRID_AXES = ("task", "arch", "seq_len", "clip", "seed")
+TOP_LEVEL_KEYS = ("name", "imports", "grid", "model", "train", "diagnostics", "tasks")
+
+#: The registries named by the settings' field metadata (``{"registry": "optimizer"}``).
+CHOICES: Choices = {"impl": IMPLS, "init": INITS, "optimizer": OPTIMIZERS}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    runs: list[RunConfig]
+    source: str = ""  # the sweep file's text, stored with the results
+    imports: tuple[str, ...] = ()  # modules that register user tasks / cells (also in workers)
+    base: str | None = None  # the sweep file's folder, put on sys.path for ``imports``
+
+
+@dataclass(frozen=True)
+class _TaskPlan:
+    """One task's share of the grid: its parameters, sequence lengths and settings."""
+
+    params: dict[str, Any]
+    seq_lens: list[int]
+    model: ModelSettings
+    train: TrainSettings
+
+
+def _grid_axis(
+    grid: dict[str, Any], axis: str, known: Registry[Any] | None = None, path: str = ""
+) -> list[Any]:
+    """The values of one axis, validated. ``path`` is where the user wrote the list, for the
+    errors: ``grid.<axis>`` unless given (a per-task ``tasks.<name>.seq_len``)."""
+    path = path or f"grid.{axis}"
+    if axis not in grid:
+        raise ConfigError(f"{path}: required; the grid needs {', '.join(GRID_AXES)}")
+    values = grid[axis]
+    if not isinstance(values, list):
+        values = [values]
+    if not values:
+        raise ConfigError(f"{path}: must list at least one value")
+    if len(set(map(str, values))) != len(values):
+        raise ConfigError(f"{path}: lists a value twice: {values!r}")
+    for value in values:
+        if axis in ("seq_len", "seed"):
+            lo, hi = (1, 100_000) if axis == "seq_len" else (0, 2**31 - 1)
+            check_value(path, value, int, bounds(lo, hi), CHOICES)
+        elif axis == "clip":
+            ClipSpec.parse(value, path)
+        elif known is not None and value not in known:
+            raise ConfigError(
+                f"{path}: unknown {axis} {value!r}; allowed: {', '.join(known.names())}"
+            )
+    return values
+
+
+def _grid(data: dict[str, Any]) -> dict[str, list[Any]]:
+    grid = data.get("grid")
+    if not isinstance(grid, dict):
+        raise ConfigError("grid: required table with axes " + ", ".join(GRID_AXES))
+    extra = sorted(set(grid) - set(GRID_AXES))
+    if extra:
+        raise ConfigError(f"grid.{extra[0]}: unknown axis; allowed: {', '.join(GRID_AXES)}")
+    return {
+        "task": _grid_axis(grid, "task", TASKS),
+        "arch": _grid_axis(grid, "arch", ARCHITECTURES),
+        "seq_len": _grid_axis(grid, "seq_len") if "seq_len" in grid else [],
+        "clip": _grid_axis(grid, "clip"),
+        "seed": _grid_axis(grid, "seed"),
+    }
+
+
+def _task_tables(data: dict[str, Any], axes: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+    """The ``[tasks.NAME]`` tables, each checked to name a task of the grid."""
+    tables = data.get("tasks", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"tasks: expected a table of per-task settings, got {tables!r}")
+    for task_name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"tasks.{task_name}: expected a table, got {table!r}")
+        if task_name not in axes["task"]:
+            raise ConfigError(
+                f"tasks.{task_name}: not in grid.task; allowed: {', '.join(axes['task'])}"
+            )
+    for task_name in axes["task"]:
+        if not axes["seq_len"] and "seq_len" not in tables.get(task_name, {}):
+            raise ConfigError(f"grid.seq_len: required (or tasks.{task_name}.seq_len)")
+    return tables
+
+
+def _task_plan(
+    task_name: str, table: dict[str, Any], grid_seq_lens: list[int], model: ModelSettings,
+    train: TrainSettings,
+) -> _TaskPlan:
+    table = dict(table)
+    seq_lens = grid_seq_lens
+    if "seq_len" in table:  # a per-task list of T overrides grid.seq_len for that task
+        # Checked like grid.seq_len, but errors name the key the user wrote.
+        seq_lens = _grid_axis(
+            {"seq_len": table.pop("seq_len")}, "seq_len", path=f"tasks.{task_name}.seq_len"
+        )
+    where = f"tasks.{task_name}"
+    task_model = parse_section(ModelSettings, table.pop("model", {}), f"{where}.model", CHOICES,
+                               model)
+    task_train = parse_section(TrainSettings, table.pop("train", {}), f"{where}.train", CHOICES,
+                               train)
+    for seq_len in seq_lens:
+        make_task(task_name, seq_len=seq_len, **table)  # validates the task parameters
+    return _TaskPlan(table, seq_lens, task_model, task_train)
+
+
+def _header(data: dict[str, Any], default_name: str, base: str | None) -> tuple[str, list[str]]:
+    """The sweep's name and ``imports``, validated; the imports are imported (user tasks and
+    cells must be registered before the grid names them)."""
+    unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key; allowed: {', '.join(TOP_LEVEL_KEYS)}")
+    imports = data.get("imports", [])
+    if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
+        raise ConfigError(f"imports: expected a list of module names, got {imports!r}")
+    import_plugins(imports, base)
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"name: expected a non-empty string, got {name!r}")
+    return name, imports
+
+
+def parse_sweep(
+    data: dict[str, Any], *, default_name: str = "sweep", source: str = "", base: str | None = None
+) -> Sweep:
+    """Validate a parsed sweep document and expand its grid."""
+    name, imports = _header(data, default_name, base)
+    axes = _grid(data)
+    model = parse_section(ModelSettings, data.get("model", {}), "model", CHOICES)
+    train = parse_section(TrainSettings, data.get("train", {}), "train", CHOICES)
+    diagnostics = parse_section(
+        DiagnosticSettings, data.get("diagnostics", {}), "diagnostics", CHOICES
+    )
+    tables = _task_tables(data, axes)
+    plans = {
+        task: _task_plan(task, tables.get(task, {}), axes["seq_len"], model, train)
+        for task in axes["task"]
+    }
+    runs: list[RunConfig] = []
+    for task_name, arch, clip, seed in itertools.product(
+        axes["task"], axes["arch"], axes["clip"], axes["seed"]
+    ):
+        plan = plans[task_name]
+        check_impl(plan.model.impl, arch)
+        runs.extend(
+            RunConfig(
+                sweep=name,
+                task=task_name,
+                task_params=plan.params,
+                arch=arch,
+                seq_len=seq_len,
+                clip=str(ClipSpec.parse(clip)),
+                seed=seed,
+                model=plan.model,
+                train=plan.train,
+                diagnostics=diagnostics,
+            )
+            for seq_len in plan.seq_lens
+        )
+    return Sweep(name=name, runs=runs, source=source, imports=tuple(imports), base=base)
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and validate a sweep file; :class:`ConfigError` on any problem."""
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{path}: cannot read sweep file ({exc.__class__.__name__}: {exc})"
+        ) from None
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return parse_sweep(
+            data, default_name=path.stem, source=source, base=str(path.resolve().parent)
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
