@@ -19,7 +19,7 @@ from torch import nn
 
 import rnnbench
 from rnnbench.config import ClipSpec, RunConfig
-from rnnbench.tasks import Batch, Task
+from rnnbench.tasks import Batch, Task, task_for
 from rnnbench.training import build_model, generator, trajectory_hash
 
 
@@ -126,7 +126,7 @@ def plain_training(config: RunConfig, device: str = "cpu") -> Callable[[], Plain
     hash equals the rnnbench record's when both did the same work on the same kernel (computed
     when read, after the clock has stopped)."""
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, impl="fused"))
-    task = config.make_task()
+    task = task_for(config)
     clip = ClipSpec.parse(config.clip)
     if clip.mode not in ("none", "norm"):
         raise ValueError(f"plain_training: clip {config.clip!r} has no plain equivalent here")

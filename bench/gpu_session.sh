@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 5's GPU measurements, for a session that has a GPU device. Each stage fits one device call
-# (under 10 minutes) and writes its log, and the paper study's store, to OUT.
+# The GPU measurements of docs/performance.md, for a session that has a GPU device. Each stage
+# fits one device call (under 10 minutes) and writes its log, and the paper study's store, to
+# OUT.
 #
 #   bench/gpu_session.sh STAGE [OUT]      OUT: default $OUT (the device's folder), else ./gpu-out
 #

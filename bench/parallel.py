@@ -29,12 +29,12 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import interleaved, load_line, machine_line, median_ratio, median_s
 from rnnbench.execution.runner import run_sweep
+from rnnbench.results.record import RunRecord
 from rnnbench.sweep import Sweep, load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def variant(sweep: Sweep, workers: int, threads: int, device: str) -> Callable[[
     def run() -> Outcome:
         outcome: Outcome = {}
 
-        def keep(record: dict[str, Any]) -> None:
+        def keep(record: RunRecord) -> None:
             outcome[record["run_id"]] = (
                 record["metrics"].get("trajectory_hash", ""),
                 record["final_loss"],

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import interleaved, load_line, machine_line, plain_training
 from rnnbench.config import RunConfig
 from rnnbench.sweep import parse_sweep
-from rnnbench.tasks import Task
+from rnnbench.tasks import Task, task_for
 from rnnbench.training import generator, train_run
 
 ANCHOR_S = 1.9  # expRNN 1_copying.py -m lstm, seconds per iteration on the 2-core CPU
@@ -93,7 +93,7 @@ def main() -> None:
     torch.set_flush_denormal(True)
     print(machine_line(), "|", load_line())
     steps, short = args.steps, 2
-    task = config(steps, {}).make_task()
+    task = task_for(config(steps, {}))
     variants: dict[str, Callable[[], Any]] = {
         "plain": plain_training(config(steps, {})),
         "peer loop, no flush": peer_loop(task, steps, flush_denormal=False),

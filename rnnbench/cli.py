@@ -11,7 +11,7 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -363,13 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="registered tasks and architectures")
     listing.set_defaults(handler=_cmd_list)
-    for extend in EXTENSIONS:
-        extend(commands)
     return parser
-
-
-#: Functions that add sub-commands (reports, baselines) without this module knowing them.
-EXTENSIONS: list[Callable[[Any], None]] = []
 
 
 def _interrupt(signum: int, frame: object) -> None:

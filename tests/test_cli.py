@@ -166,7 +166,8 @@ def test_sigterm_stops_a_pooled_sweep_promptly_and_it_resumes(write_sweep, tmp_p
 
 def test_sigterm_to_the_parent_alone_stops_runs_in_flight(write_sweep, tmp_path: Path) -> None:
     # Two runs of minutes each: the parent must terminate its workers, not wait for them.
-    sweep = write_sweep(SLOW_SWEEP.replace("steps = 150", "steps = 30000"))
+    assert "steps = 600" in SLOW_SWEEP  # the edit below must take: runs of seconds prove nothing
+    sweep = write_sweep(SLOW_SWEEP.replace("steps = 600", "steps = 30000"))
     command = run_command(sweep, tmp_path / "results.db", "--workers", "2")
     process = subprocess.Popen(command, env=cli_env(), text=True, stderr=subprocess.PIPE)
     while len(workers := worker_pids(process.pid)) < 2:

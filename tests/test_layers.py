@@ -69,3 +69,32 @@ def test_the_torch_block_is_real() -> None:
     # the same harness fails a command that needs torch: the test above can fail
     done = without_torch("list")
     assert done.returncode != 0 and "torch" in done.stderr
+
+
+#: The top-level names of the Python API before the package was split into folders: each must
+#: still resolve (lazily) from ``rnnbench``.
+PUBLIC_NAMES = (
+    "ARCHITECTURES", "CLIPPERS", "OPTIMIZERS", "TASKS", "Baseline", "Batch", "ConfigError",
+    "RnnbenchError", "RunConfig", "Store", "Sweep", "Task", "__version__", "compare",
+    "execute_run", "gradient_norms_through_time", "load_baseline", "load_results", "load_sweep",
+    "make_model", "make_task", "memory_probe", "parse_sweep", "register_cell", "run_sweep",
+    "summarize_profile", "task_spans", "train_run",
+)
+
+
+def test_every_public_name_still_resolves_from_the_top_level() -> None:
+    import rnnbench
+
+    assert set(PUBLIC_NAMES) <= set(rnnbench.__all__)
+    for name in rnnbench.__all__:
+        assert getattr(rnnbench, name) is not None, name
+
+
+def test_importing_rnnbench_loads_nothing_heavy() -> None:
+    check = (
+        "import sys, rnnbench; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('rnnbench', 'torch', 'numpy', 'pandas')))"
+    )
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert out.stdout.strip() == "['rnnbench', 'rnnbench.version']", out.stderr

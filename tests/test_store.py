@@ -1,5 +1,5 @@
-"""Tests for rnnbench.store: real SQLite files in tmp_path, real child processes for the writer
-lock and for crash safety."""
+"""Tests for rnnbench.results.store: real SQLite files in tmp_path, real child processes for the
+writer lock and for crash safety."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from rnnbench.results.store import (
 )
 
 # Children import the store from the same directory as this process, and without running the
-# package __init__ (which imports torch, seconds per child): a bare package module whose
-# __path__ is that directory lets `import rnnbench.store` load just store.py and errors.py.
-PACKAGE_DIR = str(Path(rnnbench.results.store.__file__).parent)
+# package __init__: a bare package module whose __path__ is the package directory lets
+# `import rnnbench.results.store` load just the results modules and errors.py.
+PACKAGE_DIR = str(Path(rnnbench.results.store.__file__).parents[1])
 CHILD_PRELUDE = f"""
 import sys, types
 _package = types.ModuleType("rnnbench")

@@ -4,7 +4,7 @@ import math
 from pathlib import Path
 
 from rnnbench.cli import main
-from rnnbench.diagnostics.theory import _product_row, theory_check, theory_text
+from rnnbench.diagnostics.theory import Claim, product_row, theory_check, theory_text
 from rnnbench.report import build_report
 
 
@@ -29,7 +29,7 @@ def test_theory_check_numbers() -> None:
 
 
 def test_a_claim_the_numbers_contradict_is_flagged() -> None:
-    row = _product_row(0.9, 30, "a factor of 0.9 explodes", "nobody")
+    row = product_row(Claim(0.9, 30, "explodes", "a factor of 0.9 explodes", "nobody"))
     assert row["verdict"].startswith("disagrees: vanishes")
 
 

@@ -63,9 +63,7 @@ def check_value(path: str, value: Any, tp: Any, meta: Any, choices: Choices) -> 
     return value
 
 
-def parse_section(
-    cls: type[Any], table: Any, path: str, choices: Choices, base: Any = None
-) -> Any:
+def parse_section(cls: type[Any], table: Any, path: str, choices: Choices, base: Any = None) -> Any:
     """Build dataclass ``cls`` from a TOML table, refusing unknown keys and bad values.
     ``base`` (an instance) supplies the values the table does not set."""
     if not isinstance(table, dict):
@@ -77,7 +75,5 @@ def parse_section(
         raise ConfigError(f"{path}.{unknown[0]}: unknown key; allowed: {', '.join(fields)}")
     values = dataclasses.asdict(base) if base is not None else {}
     for key, value in table.items():
-        values[key] = check_value(
-            f"{path}.{key}", value, hints[key], fields[key].metadata, choices
-        )
+        values[key] = check_value(f"{path}.{key}", value, hints[key], fields[key].metadata, choices)
     return cls(**values)

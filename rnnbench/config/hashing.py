@@ -28,8 +28,8 @@ def canonical_config(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _digest(data: Mapping[str, Any]) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+def _digest(data: Mapping[str, Any], default: Any = None) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=default)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -49,7 +49,9 @@ def group_config(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def group_hash(data: Mapping[str, Any]) -> str:
     """The hash of :func:`group_config`: equal for the seeds of one configuration."""
-    return _digest(group_config(data))
+    # default=str: a stored config's odd value (a date from TOML, say) still hashes; a run id
+    # refuses it instead (run_key), as it always has.
+    return _digest(group_config(data), default=str)
 
 
 def config_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:

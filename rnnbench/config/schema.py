@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnbench.config.fields import bounds as _range
+from rnnbench.config.fields import bounds
 from rnnbench.config.hashing import run_key
 from rnnbench.errors import ConfigError
 
@@ -57,10 +57,10 @@ CLIP_MODES = ("none", "norm", "value")
 
 @dataclass(frozen=True)
 class ModelSettings:
-    hidden_size: int = field(default=64, metadata=_range(1, 65_536))  # units per layer
-    num_layers: int = field(default=1, metadata=_range(1, 64))  # stacked recurrent layers
+    hidden_size: int = field(default=64, metadata=bounds(1, 65_536))  # units per layer
+    num_layers: int = field(default=1, metadata=bounds(1, 64))  # stacked recurrent layers
     init: str = field(default="default", metadata={"registry": "init"})
-    init_gain: float = field(default=1.0, metadata=_range(0.0, 1e6))  # scale of the recurrent init
+    init_gain: float = field(default=1.0, metadata=bounds(0.0, 1e6))  # scale of the recurrent init
     # how a built-in core trains: "fused" (nn.RNN/LSTM/GRU), "loop" (torch.*_cell per step) or
     # "auto" (by device, architecture and batch x hidden x T; rnnbench.models.cores.train_impl).
     # The two round differently, so the resolved choice is recorded (metrics.impl).
@@ -69,12 +69,12 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = field(default=200, metadata=_range(1, 10_000_000))  # optimizer steps
-    batch_size: int = field(default=64, metadata=_range(1, 1_000_000))
-    lr: float = field(default=1e-3, metadata=_range(1e-12, 1e3))
+    steps: int = field(default=200, metadata=bounds(1, 10_000_000))  # optimizer steps
+    batch_size: int = field(default=64, metadata=bounds(1, 1_000_000))
+    lr: float = field(default=1e-3, metadata=bounds(1e-12, 1e3))
     optimizer: str = field(default="adam", metadata={"registry": "optimizer"})
-    momentum: float = field(default=0.0, metadata=_range(0.0, 1.0))  # sgd / rmsprop momentum
-    weight_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    momentum: float = field(default=0.0, metadata=bounds(0.0, 1.0))  # sgd / rmsprop momentum
+    weight_decay: float = field(default=0.0, metadata=bounds(0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -85,17 +85,17 @@ class DiagnosticSettings:
     # are NaN / None / empty. For timing a sweep, or when only the learning outcome matters.
     enabled: bool = True
     # gradient profiles and per-parameter norms at init, at this many checkpoints, and at the end
-    checkpoints: int = field(default=4, metadata=_range(0, 1000))
+    checkpoints: int = field(default=4, metadata=bounds(0, 1000))
     # the fixed held-out set that judges `solved` (same for every run of a task)
-    eval_size: int = field(default=1000, metadata=_range(1, 10_000_000))
+    eval_size: int = field(default=1000, metadata=bounds(1, 10_000_000))
     # the fixed diagnostic batch of the gradient profile
-    profile_batch_size: int = field(default=64, metadata=_range(1, 1_000_000))
+    profile_batch_size: int = field(default=64, metadata=bounds(1, 1_000_000))
     # memory-capacity probe: lags 1..probe_max_lag (capped at the sequence length - 1)
-    probe_max_lag: int = field(default=50, metadata=_range(0, 100_000))
-    probe_size: int = field(default=256, metadata=_range(2, 1_000_000))  # probe sequences
-    probe_ridge: float = field(default=1e-3, metadata=_range(0.0, 1e6))  # ridge penalty
+    probe_max_lag: int = field(default=50, metadata=bounds(0, 100_000))
+    probe_size: int = field(default=256, metadata=bounds(2, 1_000_000))  # probe sequences
+    probe_ridge: float = field(default=1e-3, metadata=bounds(0.0, 1e6))  # ridge penalty
     # loss / gradient-norm curves are stored down-sampled to at most this many points
-    curve_points: int = field(default=500, metadata=_range(2, 1_000_000))
+    curve_points: int = field(default=500, metadata=bounds(2, 1_000_000))
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from rnnbench.tasks import Batch, Task
 
 HiddenLoss = Callable[[Tensor], Tensor]
 
+
 def gradient_norms_through_time(
     model: RecurrentModel,
     task: Task,
@@ -57,9 +58,9 @@ def gradient_norms_through_time(
     ``L`` is the task's dependency loss (:meth:`Task.dependency_loss`: for the copy task the
     recall steps' cross-entropy terms; for adding the whole loss) unless ``full_loss``.
     Returns a float64 tensor of length ``task.total_len``; exact zeros mean the gradient fell
-    below the float floor (see :func:`summarize_profile`). ``method`` (``"probe"`` or
-    ``"loop"``) picks the path for the built-in cores; by default the device's
-    (:func:`default_profile_method`). User cells always use their own unrolled loop.
+    below the float floor (see :func:`rnnbench.diagnostics.summary.summarize_profile`).
+    ``method`` (``"probe"`` or ``"loop"``) picks the path for the built-in cores; by default the
+    device's (:func:`default_profile_method`). User cells always use their own unrolled loop.
     """
     loss_fn = task.loss if full_loss else task.dependency_loss
 

@@ -83,6 +83,5 @@ def _ridge_r2(
     total = np.square(y_test - y_test.mean(0)).sum(0).reshape(lags, d).sum(1)
     error = np.square(y_test - predicted).sum(0).reshape(lags, d).sum(1)
     return [
-        float(max(1.0 - e / t, 0.0)) if t > 0 else 0.0
-        for e, t in zip(error, total, strict=True)
+        float(max(1.0 - e / t, 0.0)) if t > 0 else 0.0 for e, t in zip(error, total, strict=True)
     ]

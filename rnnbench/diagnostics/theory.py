@@ -26,23 +26,59 @@ import torch
 
 from rnnbench.diagnostics.summary import summarize_profile
 
-#: (per-step factor, steps, the claim, the paper that makes it)
-PRODUCTS: tuple[tuple[float, int, str, str], ...] = (
-    (0.25, 10, "the sigmoid's derivative bound 1/4 over 10 layers: vanishes",
-     "Hochreiter 1991; Glorot & Bengio 2010"),
-    (0.2, 19, "a factor below 1 decays exponentially with the steps back: vanishes",
-     "Bengio, Simard & Frasconi 1994"),
-    (2.5, 19, "a factor above 1 grows exponentially with the steps back: explodes",
-     "Pascanu, Mikolov & Bengio 2013"),
-    (1.1, 100, "a factor slightly above 1 still explodes over long sequences",
-     "Pascanu, Mikolov & Bengio 2013"),
+
+@dataclass(frozen=True)
+class Claim:
+    """What a paper says a product of per-step factors does, and whether that is to vanish
+    (``expected="vanishes"``) or to explode."""
+
+    factor: float
+    steps: int
+    expected: str  # "vanishes" or "explodes"
+    claim: str
+    source: str
+
+
+PRODUCTS: tuple[Claim, ...] = (
+    Claim(
+        0.25,
+        10,
+        "vanishes",
+        "the sigmoid's derivative bound 1/4 over 10 layers",
+        "Hochreiter 1991; Glorot & Bengio 2010",
+    ),
+    Claim(
+        0.2,
+        19,
+        "vanishes",
+        "a factor below 1 over 19 steps (exponential decay)",
+        "Bengio, Simard & Frasconi 1994",
+    ),
+    Claim(
+        2.5,
+        19,
+        "explodes",
+        "a factor above 1 over 19 steps (exponential growth)",
+        "Pascanu, Mikolov & Bengio 2013",
+    ),
+    Claim(
+        1.1,
+        100,
+        "explodes",
+        "a factor slightly above 1 over a long sequence",
+        "Pascanu, Mikolov & Bengio 2013",
+    ),
 )
 #: The profile summary must recover the factor within this relative difference.
 RECOVERED_WITHIN = 0.05
 
 SIGMOID_LAYERS = 50
 SIGMOID_DIM = 32
-SIGMOID_SCALES = (1.0, 6.0)
+#: weight scale -> what the gradient through the stack does, and the paper that says so
+SIGMOID_SCALES: dict[float, tuple[str, str]] = {
+    1.0: ("vanishes", "Glorot & Bengio 2010"),
+    6.0: ("explodes", "Pascanu, Mikolov & Bengio 2013"),
+}
 COLUMNS = ["quantity", "value", "claim", "source", "verdict", "detail"]
 
 
@@ -59,7 +95,10 @@ class TheoryCheck:
 
 @functools.lru_cache(maxsize=4)
 def sigmoid_stack_norms(
-    scale: float, layers: int = SIGMOID_LAYERS, dim: int = SIGMOID_DIM, seed: int = 0,
+    scale: float,
+    layers: int = SIGMOID_LAYERS,
+    dim: int = SIGMOID_DIM,
+    seed: int = 0,
     batch: int = 64,
 ) -> tuple[float, ...]:
     """‖∂L/∂h_l‖ for every layer l = 0..layers-1 of a bias-free sigmoid stack
@@ -82,48 +121,66 @@ def sigmoid_stack_norms(
     return tuple(float(t.grad.norm()) if t.grad is not None else 0.0 for t in hidden)
 
 
-def _product_row(factor: float, steps: int, claim: str, source: str) -> dict[str, Any]:
-    value = math.prod([factor] * steps)
+def _direction(value: float) -> str:
+    return "vanishes" if value < 1 else "explodes"
+
+
+def product_row(claim: Claim) -> dict[str, Any]:
+    """One row of the check: the product r^n, and whether the profile summary recovers r from
+    the geometric profile r^n and the product does what the paper says."""
+    value = math.prod([claim.factor] * claim.steps)
     # the profile of a loss at the last step: ||dL/dh_t|| = factor^(steps back)
-    profile = np.array([factor ** (steps - t) for t in range(steps + 1)])
+    profile = np.array([claim.factor ** (claim.steps - t) for t in range(claim.steps + 1)])
     recovered = summarize_profile(profile, (0, len(profile))).factor
-    direction = "vanishes" if value < 1 else "explodes"
-    ok = abs(recovered / factor - 1) <= RECOVERED_WITHIN and direction in claim
+    found = _direction(value)
+    ok = abs(recovered / claim.factor - 1) <= RECOVERED_WITHIN and found == claim.expected
     return {
-        "quantity": f"{factor:g}^{steps}",
+        "quantity": f"{claim.factor:g}^{claim.steps}",
         "value": value,
-        "claim": claim,
-        "source": source,
-        "verdict": "agrees" if ok else f"disagrees: {direction}, profile fit r = {recovered:.3g}",
+        "claim": f"{claim.claim}: {claim.expected}",
+        "source": claim.source,
+        "verdict": "agrees" if ok else f"disagrees: {found}, profile fit r = {recovered:.3g}",
         "detail": f"r^n = {value:.3g}; the profile summary recovers r = {recovered:.4g}",
     }
 
 
 def _stack_rows(scale: float, norms: np.ndarray) -> list[dict[str, Any]]:
     summary = summarize_profile(norms, (0, len(norms)))
-    kind = "vanishes" if summary.factor < 1 else "explodes"
-    expected = "vanishes" if scale == 1.0 else "explodes"
+    found = _direction(summary.factor)
+    expected, source = SIGMOID_SCALES[scale]
     base = f"{SIGMOID_LAYERS}-layer sigmoid stack, dim {SIGMOID_DIM}, scale {scale:g}"
-    source = "Glorot & Bengio 2010" if scale == 1.0 else "Pascanu, Mikolov & Bengio 2013"
     name = f"sigmoid scale {scale:g}"
     return [
-        {"quantity": f"{name}: per-layer factor r", "value": summary.factor,
-         "claim": f"r {'<' if expected == 'vanishes' else '>'} 1 ({expected})", "source": source,
-         "verdict": "agrees" if kind == expected else f"disagrees: it {kind}",
-         "detail": f"{base}: measured r = exp(slope of log‖∂L/∂h_l‖) → {kind}"},
-        {"quantity": f"{name}: first/last layer norm ratio",
-         "value": norms[0] / norms[-1] if norms[-1] > 0 else math.nan, "claim": "",
-         "source": "", "verdict": "",
-         "detail": f"{base}: ‖∂L/∂h_0‖ / ‖∂L/∂h_{SIGMOID_LAYERS - 1}‖"},
-        {"quantity": f"{name}: gradient span (layers)", "value": float(summary.span),
-         "claim": "", "source": "", "verdict": "",
-         "detail": f"{base}: layers back the norm stays ≥ 1e-6 × its maximum"},
+        {
+            "quantity": f"{name}: per-layer factor r",
+            "value": summary.factor,
+            "claim": f"r {'<' if expected == 'vanishes' else '>'} 1 ({expected})",
+            "source": source,
+            "verdict": "agrees" if found == expected else f"disagrees: it {found}",
+            "detail": f"{base}: measured r = exp(slope of log‖∂L/∂h_l‖) → {found}",
+        },
+        {
+            "quantity": f"{name}: first/last layer norm ratio",
+            "value": norms[0] / norms[-1] if norms[-1] > 0 else math.nan,
+            "claim": "",
+            "source": "",
+            "verdict": "",
+            "detail": f"{base}: ‖∂L/∂h_0‖ / ‖∂L/∂h_{SIGMOID_LAYERS - 1}‖",
+        },
+        {
+            "quantity": f"{name}: gradient span (layers)",
+            "value": float(summary.span),
+            "claim": "",
+            "source": "",
+            "verdict": "",
+            "detail": f"{base}: layers back the norm stays ≥ 1e-6 × its maximum",
+        },
     ]
 
 
 def run_theory_check() -> TheoryCheck:
     """Compute every row of the check (a few milliseconds; the stacks are cached)."""
-    rows = [_product_row(*product) for product in PRODUCTS]
+    rows = [product_row(claim) for claim in PRODUCTS]
     stacks = {scale: sigmoid_stack_norms(scale) for scale in SIGMOID_SCALES}
     for scale, norms in stacks.items():
         rows += _stack_rows(scale, np.asarray(norms, dtype=np.float64))

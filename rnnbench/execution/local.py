@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 def _init_pool_worker(threads: int, plugins: tuple[str, ...], base: str | None) -> None:
     init_worker(threads, plugins, base)
     # A pool worker holds nothing worth finalizing (only the parent writes the store), yet
-    # interpreter shutdown with torch loaded took 0.6-0.8 s per worker, which every sweep waited
-    # for in pool.shutdown. Registered last, this runs first at exit and ends the process.
-    # (Not for Ray: its long-lived workers call init_worker once per task and exit on their own.)
+    # interpreter shutdown with torch loaded takes most of a second per worker, which every
+    # sweep waited for in pool.shutdown. Registered last, this runs first at exit and ends the
+    # process. (Not for Ray: its long-lived workers call init_worker once per task and exit on
+    # their own.)
     atexit.register(_exit_now)
 
 
@@ -47,7 +48,6 @@ def _work(config: RunConfig, device: str) -> RunRecord:
     from rnnbench.training import execute_run
 
     return execute_run(config, device)
-
 
 
 def _check_device_here(device: str) -> None:
@@ -95,7 +95,6 @@ def local_executor(options: ExecutorOptions) -> Iterator[Runner]:
         return 0
 
     yield run
-
 
 
 def _run_in_pool(

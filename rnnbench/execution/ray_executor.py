@@ -7,12 +7,14 @@ killing the driver loses no finished run and a re-run resumes like the local exe
 
 Same config, seed and ``--threads`` give the same trajectory as the local executor: a task pins
 torch to ``threads`` threads (default 1, and that many Ray CPUs are reserved for it), enables
-flush-to-zero exactly as a local worker does, and calls the same :func:`execute_run`.
+flush-to-zero exactly as a local worker does, and calls the same
+:func:`rnnbench.training.loop.execute_run`.
 
 A task whose worker process (or node) dies is resubmitted by Ray itself up to ``max_retries``
 times; Python exceptions are not retried (``execute_run`` turns them into ``error`` records, so
 there are none to retry). A task that still fails becomes an ``error`` record, retried on the
-next re-run. Ray keeps its retry count to itself, so :attr:`SweepSummary.retried` stays 0 here.
+next re-run. Ray keeps its retry count to itself, so
+:attr:`rnnbench.execution.runner.SweepSummary.retried` stays 0 here.
 
 Ray is an optional dependency (``pip install 'rnnbench[ray]'``), imported only when this
 executor is used. On a cluster, the modules a sweep lists in ``imports`` must be importable on

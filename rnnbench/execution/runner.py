@@ -45,7 +45,6 @@ class SweepSummary:
         )
 
 
-
 def run_sweep(
     sweep: str | Path | Sweep,
     store: str | Path,

@@ -145,8 +145,12 @@ def _exact_row(group: Group, current: Group) -> Row:
 
 
 def _check_group(
-    group: Group, runs: Records, min_effects: Mapping[str, float], exact: bool,
-    same_env: bool, out: _Gathered,
+    group: Group,
+    runs: Records,
+    min_effects: Mapping[str, float],
+    exact: bool,
+    same_env: bool,
+    out: _Gathered,
 ) -> None:
     """Add one group's checks (and its error and bitwise rows) to ``out``."""
     errors = [r for r in runs if r.get("status") == "error"]
@@ -169,7 +173,12 @@ def _check_group(
         else:
             out.checks.append(
                 continuous_check(
-                    metric, group.label, base, cur, min_effects[metric.name], same_seeds,
+                    metric,
+                    group.label,
+                    base,
+                    cur,
+                    min_effects[metric.name],
+                    same_seeds,
                     int(group.key["seq_len"]),
                 )
             )

@@ -70,6 +70,3 @@ def register_cell(name: str, description: str = "") -> Callable[[CellFactory], C
         return factory
 
     return decorate
-
-
-# --- initialisation of the recurrent weights -------------------------------------------------

@@ -17,8 +17,6 @@ from torch import Tensor, nn
 from rnnbench.errors import ConfigError
 from rnnbench.registry import Registry
 
-State = tuple[Tensor, ...]
-
 #: the built-in architectures, whose cores have both implementations (``model.impl``)
 BUILTIN_ARCHS = ("rnn", "rnn_relu", "lstm", "gru")
 

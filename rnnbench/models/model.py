@@ -39,9 +39,10 @@ def make_model(
     """Build the model for ``task`` with architecture ``arch``; same arguments -> same weights.
 
     ``impl`` (``fused`` or ``loop``; ``None``: the core's own, fused for the built-ins) picks how
-    a built-in core runs; resolve ``auto`` with :func:`train_impl`, which knows the device and
-    the batch. The module constructors draw from torch's global generator, so they run inside
-    ``torch.random.fork_rng`` seeded from ``seed``: the caller's RNG state is left untouched.
+    a built-in core runs; resolve ``auto`` with :func:`rnnbench.models.cores.train_impl`, which
+    knows the device and the batch. The module constructors draw from torch's global generator,
+    so they run inside ``torch.random.fork_rng`` seeded from ``seed``: the caller's RNG state is
+    left untouched.
     """
     spec = ARCHITECTURES.get(arch, "grid.arch")
     check_int("model.hidden_size", hidden_size, minimum=1, maximum=65_536)

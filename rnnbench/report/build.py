@@ -72,10 +72,9 @@ def _label_frames(
     return combined
 
 
-
-
-def _metadata_section(frame: pd.DataFrame, stores: Sequence[str | Path], labels: list[str],
-                      section: Section) -> None:
+def _metadata_section(
+    frame: pd.DataFrame, stores: Sequence[str | Path], labels: list[str], section: Section
+) -> None:
     rows: dict[str, dict[str, str]] = {}
     for store, label in zip(stores, labels, strict=True):
         sub = frame[frame["label"] == label]
@@ -88,9 +87,18 @@ def _metadata_section(frame: pd.DataFrame, stores: Sequence[str | Path], labels:
             "sweeps": ", ".join(sorted({str(s) for s in sub["sweep"].dropna()})) or DASH,
             "runs": str(len(sub)),
             **{f"status {s}": str(int(counts.get(s, 0))) for s in ("ok", "diverged", "error")},
-            **{key: str(env.get(key, DASH)) for key in
-               ("rnnbench", "torch", "python", "device", "device_name", "threads",
-                "git_revision")},
+            **{
+                key: str(env.get(key, DASH))
+                for key in (
+                    "rnnbench",
+                    "torch",
+                    "python",
+                    "device",
+                    "device_name",
+                    "threads",
+                    "git_revision",
+                )
+            },
             "runs recorded": f"{stamps[0]} … {stamps[-1]}" if stamps else DASH,
         }
     view = pd.DataFrame.from_dict(rows, orient="index")
@@ -104,10 +112,13 @@ def _metadata_section(frame: pd.DataFrame, stores: Sequence[str | Path], labels:
                 if not isinstance(text, str):
                     continue
                 title = f"sweep file '{sweep}' ({label})"
-                section.html.append(f"<details><summary>{html.escape(title)}</summary>"
-                                    f"<pre>{html.escape(text)}</pre></details>")
-                section.md.append(f"<details><summary>{title}</summary>\n\n```toml\n{text}\n```"
-                                  "\n\n</details>")
+                section.html.append(
+                    f"<details><summary>{html.escape(title)}</summary>"
+                    f"<pre>{html.escape(text)}</pre></details>"
+                )
+                section.md.append(
+                    f"<details><summary>{title}</summary>\n\n```toml\n{text}\n```\n\n</details>"
+                )
     problems = problem_runs(frame)
     section.html.append("<h3>Failed and diverged runs</h3>")
     section.md.append("### Failed and diverged runs")
@@ -117,8 +128,6 @@ def _metadata_section(frame: pd.DataFrame, stores: Sequence[str | Path], labels:
         view = problems.set_index("run_id")
         section.html.append(html_table(view))
         section.md.append(md_table(view))
-
-
 
 
 def _safe(make: Callable[[pd.DataFrame, Ctx], Figures], frame: pd.DataFrame, ctx: Ctx) -> Figures:
@@ -141,13 +150,19 @@ def _table_sections(frame: pd.DataFrame, labels: list[str], tabledir: Path) -> l
     headline = headline_numbers(frame)
     stability = stability_numbers(frame)
     memory = memory_numbers(frame)
-    for name, table in (("headline", headline), ("stability", stability), ("memory", memory),
-                        ("problem_runs", problem_runs(frame))):
+    for name, table in (
+        ("headline", headline),
+        ("stability", stability),
+        ("memory", memory),
+        ("problem_runs", problem_runs(frame)),
+    ):
         table.to_csv(tabledir / f"{name}.csv", index=False)
     s = Section("headline", "Headline: solved seeds and normalized loss")
-    s.para("Per task: architecture × T; one column group per clip mode. 'solved' is k/n seeds "
-           "(errored runs count as not solved); 'norm. loss' is final loss / baseline loss."
-           + (f" Δ columns: {labels[1]} minus {labels[0]}." if len(labels) > 1 else ""))
+    s.para(
+        "Per task: architecture × T; one column group per clip mode. 'solved' is k/n seeds "
+        "(errored runs count as not solved); 'norm. loss' is final loss / baseline loss."
+        + (f" Δ columns: {labels[1]} minus {labels[0]}." if len(labels) > 1 else "")
+    )
     for caption, view in headline_views(headline, labels):
         s.table(caption, view)
     sections = [s]
@@ -156,8 +171,10 @@ def _table_sections(frame: pd.DataFrame, labels: list[str], tabledir: Path) -> l
         s.table(caption, view)
     sections.append(s)
     s = Section("stability", "Stability")
-    s.para("Divergence rate among finished runs, max pre-clip global gradient norm, fraction "
-           "of steps clipped and the per-step gradient factor r (< 1 vanishing, > 1 exploding).")
+    s.para(
+        "Divergence rate among finished runs, max pre-clip global gradient norm, fraction "
+        "of steps clipped and the per-step gradient factor r (< 1 vanishing, > 1 exploding)."
+    )
     for caption, view in stability_views(stability, labels):
         s.table(caption, view)
     sections.append(s)
@@ -177,10 +194,13 @@ def _figure_sections(frame: pd.DataFrame, ctx: Ctx, figdir: Path) -> list[Sectio
     return sections
 
 
-def build_report(stores: Sequence[str | Path], out: str | Path,
-                 labels: Sequence[str] | None = None,
-                 runs: Collection[str] | None = None,
-                 theory: TheoryData | None = None) -> Path:
+def build_report(
+    stores: Sequence[str | Path],
+    out: str | Path,
+    labels: Sequence[str] | None = None,
+    runs: Collection[str] | None = None,
+    theory: TheoryData | None = None,
+) -> Path:
     """Write ``out/index.html`` (self-contained), ``out/report.md``, ``out/figures/*.png|svg``
     and ``out/tables/*.csv`` for one store, or compare several (one label per store; labels
     default to the store file stems).  ``runs``: only these run ids (one sweep file's runs).
@@ -209,8 +229,12 @@ def build_report(stores: Sequence[str | Path], out: str | Path,
     title = "rnnbench report: " + " vs ".join(labels)
     index = out / "index.html"
     index.write_text(render_html(title, sections, generated), encoding="utf-8")
-    md = [f"# {title}", "", f"Generated {generated}. Aggregates over seeds: median [q1–q3] "
-          "n=seeds with a value.", ""]
+    md = [
+        f"# {title}",
+        "",
+        f"Generated {generated}. Aggregates over seeds: median [q1–q3] n=seeds with a value.",
+        "",
+    ]
     md += [f"- [{s.title}](#{s.anchor})" for s in sections]
     for s in sections:
         md += ["", f"## {s.title}", "", *("\n\n".join(s.md).splitlines())]

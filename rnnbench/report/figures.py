@@ -43,20 +43,46 @@ def _log_axes(axes: Iterable[Any]) -> None:
     """Log y only on axes that hold positive data (matplotlib warns on an empty log axis)."""
     for ax in axes:
         ys = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
-        ys += [np.asarray(c.get_paths()[0].vertices[:, 1]) for c in ax.collections
-               if hasattr(c, "get_paths") and c.get_paths()]
+        ys += [
+            np.asarray(c.get_paths()[0].vertices[:, 1])
+            for c in ax.collections
+            if hasattr(c, "get_paths") and c.get_paths()
+        ]
         values = np.concatenate(ys) if ys else np.empty(0)
         if np.any(np.isfinite(values) & (values > 0)):
             ax.set_yscale("log")
 
 
-def _relplot(data: pd.DataFrame, *, x: str, y: str, row: str, col: str, ctx: Ctx,
-             xlabel: str, ylabel: str, log: bool, markers: bool = False) -> sns.FacetGrid:
+def _relplot(
+    data: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    row: str,
+    col: str,
+    ctx: Ctx,
+    xlabel: str,
+    ylabel: str,
+    log: bool,
+    markers: bool = False,
+) -> sns.FacetGrid:
     grid = sns.relplot(
-        data=data, x=x, y=y, row=row, col=col, hue="arch", style="series", kind="line",
-        palette=ctx.palette, hue_order=sorted(data["arch"].unique()),
-        style_order=sorted(data["series"].unique()), estimator="median",
-        errorbar=("pi", 50), markers=markers, height=_FIG_HEIGHT, aspect=_FIG_ASPECT,
+        data=data,
+        x=x,
+        y=y,
+        row=row,
+        col=col,
+        hue="arch",
+        style="series",
+        kind="line",
+        palette=ctx.palette,
+        hue_order=sorted(data["arch"].unique()),
+        style_order=sorted(data["series"].unique()),
+        estimator="median",
+        errorbar=("pi", 50),
+        markers=markers,
+        height=_FIG_HEIGHT,
+        aspect=_FIG_ASPECT,
         facet_kws={"margin_titles": True, "sharey": False, "sharex": False},
     )
     grid.set_axis_labels(xlabel, ylabel)
@@ -85,10 +111,22 @@ def _profile_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
         for phase, profile in (("init", profiles[0]), ("end", profiles[-1])):
             norms = np.asarray(profile.get("norms") or [], dtype=np.float64)
             for t, value in enumerate(norms):
-                rows.append((run.label, run.task, int(run.seq_len), run.arch, run.clip,
-                             run.seed, phase, t, value))
-    data = pd.DataFrame(rows, columns=["label", "task", "T", "arch", "clip", "seed", "phase",
-                                       "t", "norm"])
+                rows.append(
+                    (
+                        run.label,
+                        run.task,
+                        int(run.seq_len),
+                        run.arch,
+                        run.clip,
+                        run.seed,
+                        phase,
+                        t,
+                        value,
+                    )
+                )
+    data = pd.DataFrame(
+        rows, columns=["label", "task", "T", "arch", "clip", "seed", "phase", "t", "norm"]
+    )
     # with no profile at all (diagnostics off) the empty frame's columns are object-typed
     data["norm"] = data["norm"].astype(np.float64)
     # a norm that underflowed to exactly 0 ("below float floor") has no logarithm: mask it
@@ -104,13 +142,26 @@ def fig_gradient_profiles(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figu
         sub = data[data["phase"] == phase]
         if sub.empty:
             continue
-        fig = _relplot(sub, x="t", y="norm", row="task", col="T", ctx=ctx,
-                       xlabel="time step t", ylabel="‖∂L/∂h_t‖", log=True).figure
-        fig.suptitle(f"Gradient norm through time {words} (median, IQR band over seeds)",
-                     y=1.02)
-        out.append((f"grad_profile_{phase}", fig,
-                    f"‖∂L/∂h_t‖ against time step t {words}; log y; zeros (below the float "
-                    "floor) are masked; line = median over seeds, band = IQR."))
+        fig = _relplot(
+            sub,
+            x="t",
+            y="norm",
+            row="task",
+            col="T",
+            ctx=ctx,
+            xlabel="time step t",
+            ylabel="‖∂L/∂h_t‖",
+            log=True,
+        ).figure
+        fig.suptitle(f"Gradient norm through time {words} (median, IQR band over seeds)", y=1.02)
+        out.append(
+            (
+                f"grad_profile_{phase}",
+                fig,
+                f"‖∂L/∂h_t‖ against time step t {words}; log y; zeros (below the float "
+                "floor) are masked; line = median over seeds, band = IQR.",
+            )
+        )
     return out
 
 
@@ -131,8 +182,9 @@ def _curve_frame(frame: pd.DataFrame, ctx: Ctx, curve: str, normalise: bool) -> 
             (run.label, run.task, int(run.seq_len), run.arch, run.clip, run.seed, int(s), v)
             for s, v in zip(steps, values, strict=False)
         )
-    data = pd.DataFrame(rows, columns=["label", "task", "T", "arch", "clip", "seed", "step",
-                                       "value"])
+    data = pd.DataFrame(
+        rows, columns=["label", "task", "T", "arch", "clip", "seed", "step", "value"]
+    )
     data = data[np.isfinite(data["value"]) & (data["value"] > 0)].copy()
     data["series"] = _series(data, ctx.multi)
     return data
@@ -149,13 +201,27 @@ def fig_learning_curves(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure
     data = _curve_frame(frame, ctx, "loss", normalise=True)
     if data.empty:
         return []
-    fig = _relplot(data, x="step", y="value", row="task", col="T", ctx=ctx,
-                   xlabel="training step", ylabel="loss / baseline loss", log=True).figure
+    fig = _relplot(
+        data,
+        x="step",
+        y="value",
+        row="task",
+        col="T",
+        ctx=ctx,
+        xlabel="training step",
+        ylabel="loss / baseline loss",
+        log=True,
+    ).figure
     _reference_line(fig, 1.0)
     fig.suptitle("Learning curves: normalized training loss (dashed: baseline = 1)", y=1.02)
-    return [("learning_curves", fig,
-             "Training loss divided by the task's baseline loss against step; the dashed line "
-             "at 1 is the trivial baseline; median over seeds with IQR band; log y.")]
+    return [
+        (
+            "learning_curves",
+            fig,
+            "Training loss divided by the task's baseline loss against step; the dashed line "
+            "at 1 is the trivial baseline; median over seeds with IQR band; log y.",
+        )
+    ]
 
 
 def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
@@ -167,38 +233,60 @@ def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure,
     nrows = math.ceil(len(panels) / ncols)
     archs = sorted(numbers["arch"].unique())
     lens = sorted(int(t) for t in numbers["seq_len"].unique())
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
-                             figsize=(0.7 * len(lens) + 2.2) * np.array([ncols, 0])
-                             + np.array([0, (0.35 * len(archs) + 1.2) * nrows]))
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        squeeze=False,
+        figsize=(0.7 * len(lens) + 2.2) * np.array([ncols, 0])
+        + np.array([0, (0.35 * len(archs) + 1.2) * nrows]),
+    )
     for ax, ((task, label, clip), sub) in zip(axes.flat, panels, strict=False):
         rate = sub.pivot(index="arch", columns="seq_len", values="solved_rate")
         rate = rate.reindex(index=archs, columns=lens)
-        text = sub.assign(kn=sub["solved"].astype(str) + "/" + sub["runs"].astype(str)).pivot(
-            index="arch", columns="seq_len", values="kn").reindex(index=archs, columns=lens)
+        text = (
+            sub.assign(kn=sub["solved"].astype(str) + "/" + sub["runs"].astype(str))
+            .pivot(index="arch", columns="seq_len", values="kn")
+            .reindex(index=archs, columns=lens)
+        )
         # a T with no runs in this panel is an all-NaN float column: blank it as object
         labels = text.astype(object).where(text.notna(), "").to_numpy(dtype=object)
-        sns.heatmap(rate.astype(float), ax=ax, vmin=0, vmax=1, cmap="viridis", cbar=False,
-                    annot=labels, fmt="", linewidths=0.5,
-                    annot_kws={"fontsize": 8})
-        ax.set_title(f"{task} · clip {clip}" + (f" · {label}" if ctx.multi else ""),
-                     fontsize=9)
+        sns.heatmap(
+            rate.astype(float),
+            ax=ax,
+            vmin=0,
+            vmax=1,
+            cmap="viridis",
+            cbar=False,
+            annot=labels,
+            fmt="",
+            linewidths=0.5,
+            annot_kws={"fontsize": 8},
+        )
+        ax.set_title(f"{task} · clip {clip}" + (f" · {label}" if ctx.multi else ""), fontsize=9)
         ax.set_xlabel("sequence length T (steps)")
         ax.set_ylabel("architecture")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_axis_off()
     mappable = plt.cm.ScalarMappable(cmap="viridis", norm=matplotlib.colors.Normalize(0, 1))
-    fig.colorbar(mappable, ax=axes.ravel().tolist(), label="solved rate (fraction of seeds)",
-                 shrink=0.8)
-    return [("solved_heatmap", fig,
-             "Fraction of seeds that solved the task (cell text: solved k/n), architecture × T, "
-             "one panel per task and clip mode.")]
+    fig.colorbar(
+        mappable, ax=axes.ravel().tolist(), label="solved rate (fraction of seeds)", shrink=0.8
+    )
+    return [
+        (
+            "solved_heatmap",
+            fig,
+            "Fraction of seeds that solved the task (cell text: solved k/n), architecture × T, "
+            "one panel per task and clip mode.",
+        )
+    ]
 
 
 def fig_grad_factor(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
     parts = []
     for phase, column in (("init", "grad_factor_init"), ("end", "grad_factor")):
         part = frame[["label", "task", "seq_len", "arch", "clip", "seed", column]].rename(
-            columns={column: "r", "seq_len": "T"})
+            columns={column: "r", "seq_len": "T"}
+        )
         parts.append(part.assign(phase=phase))
     data = pd.concat(parts, ignore_index=True)
     data["r"] = data["r"].astype(float)
@@ -207,14 +295,28 @@ def fig_grad_factor(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, st
         return []
     data["T"] = data["T"].astype(int)
     data["series"] = _series(data, ctx.multi)
-    fig = _relplot(data, x="T", y="r", row="task", col="phase", ctx=ctx,
-                   xlabel="sequence length T (steps)", ylabel="per-step gradient factor r",
-                   log=True, markers=True).figure
+    fig = _relplot(
+        data,
+        x="T",
+        y="r",
+        row="task",
+        col="phase",
+        ctx=ctx,
+        xlabel="sequence length T (steps)",
+        ylabel="per-step gradient factor r",
+        log=True,
+        markers=True,
+    ).figure
     _reference_line(fig, 1.0)
     fig.suptitle("Per-step gradient factor r (r < 1 vanishing, r > 1 exploding)", y=1.02)
-    return [("grad_factor", fig,
-             "Per-step gradient factor r against T at init and at the end of training; dashed "
-             "line r = 1; median over seeds with IQR band; log y.")]
+    return [
+        (
+            "grad_factor",
+            fig,
+            "Per-step gradient factor r against T at init and at the end of training; dashed "
+            "line r = 1; median over seeds with IQR band; log y.",
+        )
+    ]
 
 
 def fig_memory_capacity(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
@@ -224,29 +326,52 @@ def fig_memory_capacity(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure
         if not isinstance(probe, dict):
             continue
         for k, r2 in enumerate(probe.get("r2") or [], start=1):
-            rows.append((run.label, run.task, int(run.seq_len), run.arch, run.clip, run.seed,
-                         k, r2))
-    data = pd.DataFrame(rows, columns=["label", "task", "T", "arch", "clip", "seed", "lag",
-                                       "r2"])
+            rows.append(
+                (run.label, run.task, int(run.seq_len), run.arch, run.clip, run.seed, k, r2)
+            )
+    data = pd.DataFrame(rows, columns=["label", "task", "T", "arch", "clip", "seed", "lag", "r2"])
     data = data[np.isfinite(data["r2"].astype(float))].copy()
     if data.empty:
         return []
     data["series"] = _series(data, ctx.multi)
-    fig = _relplot(data, x="lag", y="r2", row="task", col="T", ctx=ctx,
-                   xlabel="lag k (steps back)", ylabel="probe r² of input at t − k", log=False,
-                   markers=True).figure
+    fig = _relplot(
+        data,
+        x="lag",
+        y="r2",
+        row="task",
+        col="T",
+        ctx=ctx,
+        xlabel="lag k (steps back)",
+        ylabel="probe r² of input at t − k",
+        log=False,
+        markers=True,
+    ).figure
     fig.suptitle("Memory capacity curves r²(k)", y=1.02)
-    return [("memory_capacity", fig,
-             "Linear-probe r² for recovering the input k steps back from the hidden state; "
-             "median over seeds with IQR band.")]
+    return [
+        (
+            "memory_capacity",
+            fig,
+            "Linear-probe r² for recovering the input k steps back from the hidden state; "
+            "median over seeds with IQR band.",
+        )
+    ]
 
 
 def fig_grad_norm_training(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
     data = _curve_frame(frame, ctx, "grad_norm", normalise=False)
     if data.empty:
         return []
-    grid = _relplot(data, x="step", y="value", row="task", col="T", ctx=ctx,
-                    xlabel="training step", ylabel="pre-clip global ‖g‖", log=True)
+    grid = _relplot(
+        data,
+        x="step",
+        y="value",
+        row="task",
+        col="T",
+        ctx=ctx,
+        xlabel="training step",
+        ylabel="pre-clip global ‖g‖",
+        log=True,
+    )
     fig = grid.figure
     diverged = frame[(frame["status"] == "diverged") & frame["diverged_step"].notna()]
     for run in diverged.itertuples():
@@ -256,10 +381,23 @@ def fig_grad_norm_training(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Fig
         colour = ctx.palette.get(run.arch, "k")
         ax.axvline(int(run.diverged_step), color=colour, ls=":", lw=1.5)
         # × at the top edge: the curve itself may be inf/NaN after divergence
-        ax.plot([int(run.diverged_step)], [0.97], marker="x", ms=8, ls="none", color=colour,
-                transform=ax.get_xaxis_transform(), clip_on=False)
+        ax.plot(
+            [int(run.diverged_step)],
+            [0.97],
+            marker="x",
+            ms=8,
+            ls="none",
+            color=colour,
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+        )
     fig.suptitle("Pre-clip gradient norm during training (dotted ×: divergence step)", y=1.02)
-    return [("grad_norm_training", fig,
-             "Global gradient norm before clipping against training step; log y; dotted "
-             "vertical lines with × mark the step at which a run diverged (colour = "
-             "architecture).")]
+    return [
+        (
+            "grad_norm_training",
+            fig,
+            "Global gradient norm before clipping against training step; log y; dotted "
+            "vertical lines with × mark the step at which a run diverged (colour = "
+            "architecture).",
+        )
+    ]

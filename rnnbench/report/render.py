@@ -54,10 +54,10 @@ def md_table(view: pd.DataFrame) -> str:
         " / ".join(str(p) for p in c if str(p)) if isinstance(c, tuple) else str(c)
         for c in flat.columns
     ]
-    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |",
-             "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |"
-              for row in flat.itertuples(index=False)]
+    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += [
+        "| " + " | ".join(_md_cell(v) for v in row) + " |" for row in flat.itertuples(index=False)
+    ]
     return "\n".join(lines)
 
 
@@ -105,7 +105,6 @@ def save_figure(name: str, fig: Figure, caption: str, figdir: Path, section: Sec
     section.md.append(
         f"![{caption}](figures/{name}.png)\n\n*{caption}* ([SVG](figures/{name}.svg))"
     )
-
 
 
 def render_html(title: str, sections: list[Section], generated: str) -> str:

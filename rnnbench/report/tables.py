@@ -79,8 +79,19 @@ def headline_numbers(frame: pd.DataFrame) -> pd.DataFrame:
                 "norm_loss_n": n,
             }
         )
-    return pd.DataFrame(rows, columns=[*keys, "solved", "runs", "solved_rate", "norm_loss_median",
-                                       "norm_loss_q1", "norm_loss_q3", "norm_loss_n"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            *keys,
+            "solved",
+            "runs",
+            "solved_rate",
+            "norm_loss_median",
+            "norm_loss_q1",
+            "norm_loss_q3",
+            "norm_loss_n",
+        ],
+    )
 
 
 def headline_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, pd.DataFrame]]:
@@ -99,9 +110,11 @@ def headline_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, 
                         f"{r.solved}/{r.runs}" if r is not None else DASH
                     )
                     cells[(clip, "norm. loss" + suffix)] = (
-                        fmt_spread(r.norm_loss_median, r.norm_loss_q1, r.norm_loss_q3,
-                                    r.norm_loss_n)
-                        if r is not None else DASH
+                        fmt_spread(
+                            r.norm_loss_median, r.norm_loss_q1, r.norm_loss_q3, r.norm_loss_n
+                        )
+                        if r is not None
+                        else DASH
                     )
                 base = lookup.get((labels[0], arch, seq_len, clip))
                 for label in labels[1:]:
@@ -109,11 +122,13 @@ def headline_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, 
                     title = _diff_title(labels[0], label)
                     cells[(clip, f"{title} solved rate")] = (
                         f"{other.solved_rate - base.solved_rate:+.2f}"
-                        if base is not None and other is not None else DASH
+                        if base is not None and other is not None
+                        else DASH
                     )
                     cells[(clip, f"{title} median loss")] = (
                         _signed(other.norm_loss_median - base.norm_loss_median)
-                        if base is not None and other is not None else DASH
+                        if base is not None and other is not None
+                        else DASH
                     )
             rows[(arch, seq_len)] = cells
         view = pd.DataFrame.from_dict(rows, orient="index")
@@ -140,8 +155,12 @@ def stability_numbers(frame: pd.DataFrame) -> pd.DataFrame:
         row["divergence_rate"] = row["diverged"] / finished if finished else math.nan
         for column in ("max_grad_norm", "clipped_fraction", "grad_factor_init", "grad_factor"):
             med, q1, q3, n = spread(group[column])
-            row |= {f"{column}_median": med, f"{column}_q1": q1, f"{column}_q3": q3,
-                    f"{column}_n": n}
+            row |= {
+                f"{column}_median": med,
+                f"{column}_q1": q1,
+                f"{column}_q3": q3,
+                f"{column}_n": n,
+            }
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -207,14 +226,19 @@ def memory_numbers(frame: pd.DataFrame) -> pd.DataFrame:
         for key, group in sub.groupby(keys, sort=True):
             span = span_of.get(key, {})
             row: dict[str, Any] = {
-                "label": label, **dict(zip(keys, key, strict=True)),
+                "label": label,
+                **dict(zip(keys, key, strict=True)),
                 "task_span": span.get("task_span", math.nan),
                 "first_unsolved": span.get("first_unsolved", math.nan),
             }
             for column in ("probe_span", "memory_capacity"):
                 med, q1, q3, n = spread(group[column])
-                row |= {f"{column}_median": med, f"{column}_q1": q1, f"{column}_q3": q3,
-                        f"{column}_n": n}
+                row |= {
+                    f"{column}_median": med,
+                    f"{column}_q1": q1,
+                    f"{column}_q3": q3,
+                    f"{column}_n": n,
+                }
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -228,11 +252,15 @@ def memory_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, pd
         rows[key] = {
             "task span (largest T solved by ≥ half the seeds)": num(r["task_span"]),
             "first unsolved T": num(r["first_unsolved"]),
-            "probe span (lags)": fmt_spread(r["probe_span_median"], r["probe_span_q1"],
-                                             r["probe_span_q3"], r["probe_span_n"]),
+            "probe span (lags)": fmt_spread(
+                r["probe_span_median"], r["probe_span_q1"], r["probe_span_q3"], r["probe_span_n"]
+            ),
             "memory capacity (Σ r²)": fmt_spread(
-                r["memory_capacity_median"], r["memory_capacity_q1"], r["memory_capacity_q3"],
-                r["memory_capacity_n"]),
+                r["memory_capacity_median"],
+                r["memory_capacity_q1"],
+                r["memory_capacity_q3"],
+                r["memory_capacity_n"],
+            ),
         }
     rows = dict(sorted(rows.items()))
     names = ["task", "arch", "clip"] + (["label"] if len(labels) > 1 else [])
@@ -243,11 +271,21 @@ def memory_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, pd
 
 def problem_runs(frame: pd.DataFrame) -> pd.DataFrame:
     bad = frame[frame["status"].isin(["error", "diverged"])]
-    columns = ["label", "run_id", "task", "arch", "seq_len", "clip", "seed", "status",
-               "diverged_step", "error"]
+    columns = [
+        "label",
+        "run_id",
+        "task",
+        "arch",
+        "seq_len",
+        "clip",
+        "seed",
+        "status",
+        "diverged_step",
+        "error",
+    ]
     out = bad[columns].copy()
-    out["diverged_step"] = out["diverged_step"].astype(object).where(
-        out["diverged_step"].notna(), None
+    out["diverged_step"] = (
+        out["diverged_step"].astype(object).where(out["diverged_step"].notna(), None)
     )
     out["error"] = out["error"].map(lambda v: v if isinstance(v, str) and v else DASH)
     return out.reset_index(drop=True)

@@ -44,17 +44,22 @@ def _stack_figure(theory: TheoryData) -> tuple[str, Figure, str]:
     ax.set_title(f"{theory.layers}-layer sigmoid stack, dim {theory.dim}", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     scales = sorted(theory.stacks)
-    return ("theory_sigmoid_stack", fig,
-            f"Per-layer gradient norm of a {theory.layers}-layer sigmoid stack: scale "
-            f"{scales[0]:g} vanishes towards the input, scale {scales[-1]:g} explodes.")
+    return (
+        "theory_sigmoid_stack",
+        fig,
+        f"Per-layer gradient norm of a {theory.layers}-layer sigmoid stack: scale "
+        f"{scales[0]:g} vanishes towards the input, scale {scales[-1]:g} explodes.",
+    )
 
 
 def theory_section(theory: TheoryData, figdir: Path) -> Section:
     s = Section("theory", "Theory check")
-    s.para("The arithmetic of vanishing and exploding gradients, computed here: products of "
-           "per-step factors r^n (each fed back through the suite's profile summary, which "
-           "must recover r), and a deep sigmoid stack measured with torch autograd. 'verdict' "
-           "says whether the computed value bears out the cited paper's claim.")
+    s.para(
+        "The arithmetic of vanishing and exploding gradients, computed here: products of "
+        "per-step factors r^n (each fed back through the suite's profile summary, which "
+        "must recover r), and a deep sigmoid stack measured with torch autograd. 'verdict' "
+        "says whether the computed value bears out the cited paper's claim."
+    )
     table = theory.table.assign(value=theory.table["value"].map(lambda v: f"{v:.4g}"))
     s.table("", table.set_index("quantity"))
     save_figure(*_stack_figure(theory), figdir, s)

@@ -90,8 +90,7 @@ class RunRecord(Mapping[str, Any]):
             raise ValueError(f"run record needs a non-empty string 'run_id', got {self.run_id!r}")
         if self.status not in RUN_STATUSES:
             raise ValueError(
-                f"run record 'status' must be one of {', '.join(RUN_STATUSES)}, got "
-                f"{self.status!r}"
+                f"run record 'status' must be one of {', '.join(RUN_STATUSES)}, got {self.status!r}"
             )
         for name, kind in SCALAR_COLUMNS:
             value = _from_sql(kind, _to_sql(name, kind, getattr(self, name)))
@@ -134,7 +133,7 @@ class RunRecord(Mapping[str, Any]):
                 values.append(
                     None
                     if value is None
-                    else json.dumps(value, allow_nan=True, default=_json_default)
+                    else json.dumps(value, allow_nan=True, default=json_default)
                 )
             except (TypeError, ValueError) as exc:
                 raise ValueError(
@@ -142,8 +141,8 @@ class RunRecord(Mapping[str, Any]):
                 ) from exc
         return values
 
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> dict[str, Any]:
+    @staticmethod
+    def decode_row(row: tuple[Any, ...]) -> dict[str, Any]:
         """A stored row (columns in :data:`FIELDS` order) decoded into a dict of every field."""
         record: dict[str, Any] = {}
         for (name, kind), value in zip(SCALAR_COLUMNS, row[: len(SCALAR_COLUMNS)], strict=True):
@@ -179,7 +178,7 @@ FIELDS: tuple[str, ...] = tuple(name for name, _ in SCALAR_COLUMNS) + JSON_COLUM
 _FIELD_SET = frozenset(FIELDS)
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     """Let numpy scalars/arrays (and tensors) through json without importing numpy or torch."""
     tolist = getattr(obj, "tolist", None)
     if callable(tolist):

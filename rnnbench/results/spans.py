@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rnnbench.results.grouping import CONDITION_KEYS
 
-if TYPE_CHECKING:  # pandas costs ~0.4 s to import; the training workers never need it
+if TYPE_CHECKING:  # pandas is slow to import, and the training workers never need it
     import pandas as pd
 
 

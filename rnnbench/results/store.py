@@ -24,7 +24,6 @@ Why SQLite and why this shape:
   migrations of :mod:`rnnbench.results.schema`, newer ones are refused rather than misread.
 """
 
-
 from __future__ import annotations
 
 import json
@@ -45,7 +44,7 @@ from rnnbench.results.record import (
     RUN_STATUSES,
     SCALAR_COLUMNS,
     RunRecord,
-    _json_default,
+    json_default,
 )
 from rnnbench.results.schema import META_TABLE, RUNS_TABLE, SCHEMA_VERSION
 
@@ -255,7 +254,7 @@ class Store:
 
     def _rows(self) -> list[dict[str, Any]]:
         cursor = self.conn.execute(f"SELECT {', '.join(FIELDS)} FROM {RUNS_TABLE} ORDER BY rowid")
-        return [RunRecord.from_row(row) for row in cursor]
+        return [RunRecord.decode_row(row) for row in cursor]
 
     def runs(self) -> list[dict[str, Any]]:
         """All run records in insertion order (a replaced run counts as newly inserted).
@@ -310,7 +309,7 @@ class Store:
             raise self._fail("opened read-only; cannot write metadata")
         if not isinstance(key, str) or not key:
             raise ValueError(f"meta key must be a non-empty string, got {key!r}")
-        text = json.dumps(value, allow_nan=True, default=_json_default)
+        text = json.dumps(value, allow_nan=True, default=json_default)
         self._write(f"INSERT OR REPLACE INTO {META_TABLE} (key, value) VALUES (?, ?)", (key, text))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -323,8 +322,6 @@ class Store:
         """``PRAGMA integrity_check``: "ok", or the problems found, one per line."""
         rows = self.conn.execute("PRAGMA integrity_check").fetchall()
         return "\n".join(str(row[0]) for row in rows)
-
-
 
 
 def load_results(store: str | os.PathLike[str]) -> pandas.DataFrame:

@@ -133,7 +133,10 @@ def _task_tables(data: dict[str, Any], axes: dict[str, list[Any]]) -> dict[str, 
 
 
 def _task_plan(
-    task_name: str, table: dict[str, Any], grid_seq_lens: list[int], model: ModelSettings,
+    task_name: str,
+    table: dict[str, Any],
+    grid_seq_lens: list[int],
+    model: ModelSettings,
     train: TrainSettings,
 ) -> _TaskPlan:
     table = dict(table)
@@ -144,10 +147,12 @@ def _task_plan(
             {"seq_len": table.pop("seq_len")}, "seq_len", path=f"tasks.{task_name}.seq_len"
         )
     where = f"tasks.{task_name}"
-    task_model = parse_section(ModelSettings, table.pop("model", {}), f"{where}.model", CHOICES,
-                               model)
-    task_train = parse_section(TrainSettings, table.pop("train", {}), f"{where}.train", CHOICES,
-                               train)
+    task_model = parse_section(
+        ModelSettings, table.pop("model", {}), f"{where}.model", CHOICES, model
+    )
+    task_train = parse_section(
+        TrainSettings, table.pop("train", {}), f"{where}.train", CHOICES, train
+    )
     for seq_len in seq_lens:
         make_task(task_name, seq_len=seq_len, **table)  # validates the task parameters
     return _TaskPlan(table, seq_lens, task_model, task_train)

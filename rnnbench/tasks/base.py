@@ -1,4 +1,4 @@
-"""Synthetic long-range tasks: the copy (copy-memory) task and the adding problem.
+"""What a task is: :class:`Task`, its :class:`Batch`, the :data:`TASKS` registry.
 
 Every task is a frozen dataclass of its parameters whose ``sample`` is a pure, vectorised function
 of (parameters, ``torch.Generator``): no global RNG is read or written, so a run's data depend only

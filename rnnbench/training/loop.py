@@ -144,6 +144,7 @@ class _Run:
         model = build_model(config, task, device)
         model.train()  # cuDNN's RNN backward needs training mode; there is no dropout to switch
         params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = OPTIMIZERS.get(settings.optimizer, "train.optimizer")(params, settings)
         clip = ClipSpec.parse(config.clip)
         profile_stream = generator("profile", task.name, task.params())
         return cls(
@@ -152,16 +153,14 @@ class _Run:
             task=task,
             model=model,
             params=params,
-            optimizer=OPTIMIZERS.get(settings.optimizer, "train.optimizer")(params, settings),
+            optimizer=optimizer,
             clip=clip,
             clipper=CLIPPERS.get(clip.mode, "grid.clip"),
             train_data=generator("train", config.seed),
             eval_data=evaluation_set(config, task),
             profile_batch=task.sample(diag.profile_batch_size, profile_stream).to(device),
             checkpoints=(
-                _checkpoint_steps(settings.steps, diag.checkpoints)
-                if diag.enabled
-                else frozenset()
+                _checkpoint_steps(settings.steps, diag.checkpoints) if diag.enabled else frozenset()
             ),
             chunk=max(settings.batch_size, 256),
         )

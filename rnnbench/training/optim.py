@@ -1,7 +1,7 @@
 """Optimizers and gradient clipping: the :data:`OPTIMIZERS` and :data:`CLIPPERS` registries.
 
-Clipping sits between backward and the optimizer step; clipping before backward (as
-locuslab/TCN ``copymem_test.py`` does) clips nothing.
+Clipping sits between backward and the optimizer step; clipping before backward (as the
+reference code of Bai, Kolter & Koltun 2018 does for its copy-memory LSTM) clips nothing.
 """
 
 from __future__ import annotations

@@ -77,7 +77,6 @@ def downsample(values: np.ndarray, points: int, reduce: Callable[..., Any]) -> d
     return {"step": steps, "value": reduced}
 
 
-
 def trajectory_hash(losses: np.ndarray, norms: np.ndarray) -> str:
     """The record's ``metrics.trajectory_hash``: SHA-256 of the float64 per-step losses and
     pre-clip gradient norms. Equal hashes mean the same trajectory, bit for bit."""
@@ -85,7 +84,6 @@ def trajectory_hash(losses: np.ndarray, norms: np.ndarray) -> str:
         np.asarray(losses, dtype=np.float64).tobytes()
         + np.asarray(norms, dtype=np.float64).tobytes()
     ).hexdigest()
-
 
 
 def identity(config: RunConfig, device: str) -> dict[str, Any]:
