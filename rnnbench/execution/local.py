@@ -1,7 +1,8 @@
 """The ``local`` executor: a pool of spawned worker processes on this machine.
 
-A worker that dies takes only its run with it: the pool is rebuilt and unfinished runs are
-retried up to ``max_retries`` times. ``workers=0`` trains in this process (for debugging).
+A worker that dies takes only its run with it: the runs in flight with it are rerun one at a
+time to find the one that killed it, and only that run is charged (retried up to ``max_retries``
+times, then recorded as ``error``). ``workers=0`` trains in this process (for debugging).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import atexit
 import multiprocessing
 import os
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rnnbench.config.schema import RunConfig
@@ -97,6 +99,23 @@ def local_executor(options: ExecutorOptions) -> Iterator[Runner]:
     yield run
 
 
+@dataclass
+class _Pool:
+    """How to start the spawned workers of a sweep."""
+
+    threads: int
+    device: str
+    sweep: Sweep
+
+    def start(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),  # no fork after torch's threads
+            initializer=_init_pool_worker,
+            initargs=(self.threads, self.sweep.imports, self.sweep.base),
+        )
+
+
 def _run_in_pool(
     pending: list[RunConfig],
     workers: int,
@@ -106,29 +125,84 @@ def _run_in_pool(
     sweep: Sweep,
     finish: Finish,
 ) -> int:
-    """Run ``pending`` in a spawned pool; returns how many runs had to be resubmitted."""
-    attempts: Counter[str] = Counter()
-    context = multiprocessing.get_context("spawn")  # no fork after torch has started threads
-    initargs = (threads, sweep.imports, sweep.base)
-    queue = list(pending)
+    """Run ``pending`` in a spawned pool; returns how many runs had to be resubmitted because
+    the worker process running them died.
+
+    At most ``workers`` runs are in flight. A worker that dies breaks the whole pool, and every
+    run in flight fails with it, though only one of them killed it: those runs are suspects,
+    not culprits. Each suspect then runs alone, in a pool of one worker, where a death can only
+    be its own: that death is charged to it, and after ``max_retries`` charged deaths the run is
+    recorded as ``error``. No other run is ever charged.
+    """
+    pool = _Pool(threads, device, sweep)
+    queue = deque(pending)
+    deaths: Counter[str] = Counter()
+    resubmitted = 0
     while queue:
-        pool = ProcessPoolExecutor(
-            min(workers, len(queue)),
-            mp_context=context,
-            initializer=_init_pool_worker,
-            initargs=initargs,
-        )
-        futures = {pool.submit(_work, run, device): run for run in queue}
-        try:
-            queue = _collect(futures, attempts, max_retries, device, finish)
-        except BaseException:
-            # Interrupted (Ctrl-C, or SIGINT to this process alone): a normal shutdown would
-            # first run every queued run. Cancel them and stop the workers instead; finished
-            # runs are already committed and the interrupted ones are redone on resume.
-            _stop(pool)
-            raise
-        pool.shutdown(wait=True, cancel_futures=True)
-    return sum(attempts.values())
+        suspects = _round(pool, queue, workers, finish)
+        resubmitted += len(suspects)
+        for run in suspects:
+            resubmitted += _alone(pool, run, deaths, max_retries, finish)
+    return resubmitted
+
+
+def _alone(
+    pool: _Pool, run: RunConfig, deaths: Counter[str], max_retries: int, finish: Finish
+) -> int:
+    """Run a suspect alone until it finishes or has died ``max_retries + 1`` times; returns how
+    many times it was resubmitted after a death of its own."""
+    from rnnbench.training import error_record
+
+    while _round(pool, deque([run]), 1, finish):
+        deaths[run.run_id] += 1
+        if deaths[run.run_id] > max_retries:
+            finish(error_record(run, RuntimeError("worker process died"), 0.0, pool.device))
+            return deaths[run.run_id] - 1
+    return deaths[run.run_id]
+
+
+def _round(pool: _Pool, queue: deque[RunConfig], workers: int, finish: Finish) -> list[RunConfig]:
+    """Run the queue in one pool, keeping at most ``workers`` runs in flight, until it is empty
+    or a worker dies; returns the runs that were in flight when it died (empty if none did)."""
+    executor = pool.start(min(workers, len(queue)))
+    in_flight: dict[Future[RunRecord], RunConfig] = {}
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < workers:
+                run = queue.popleft()
+                in_flight[executor.submit(_work, run, pool.device)] = run
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in done:
+                try:
+                    record = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    continue
+                finish(record)
+                del in_flight[future]
+            if broken:
+                executor.shutdown(wait=True, cancel_futures=True)
+                return _harvest(in_flight, finish)
+    except BaseException:
+        # Interrupted (Ctrl-C, or SIGINT to this process alone): a normal shutdown would first
+        # run every queued run. Stop the workers instead; finished runs are already committed
+        # and the interrupted ones are redone on resume.
+        _stop(executor)
+        raise
+    executor.shutdown(wait=True)
+    return []
+
+
+def _harvest(in_flight: dict[Future[RunRecord], RunConfig], finish: Finish) -> list[RunConfig]:
+    """Record the runs of a broken pool that still finished; return the others, the suspects."""
+    suspects = []
+    for future, run in in_flight.items():
+        if future.done() and future.exception() is None:
+            finish(future.result())
+        else:
+            suspects.append(run)
+    return suspects
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
@@ -139,30 +213,3 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
-
-
-def _collect(
-    futures: dict[Future[RunRecord], RunConfig],
-    attempts: Counter[str],
-    max_retries: int,
-    device: str,
-    finish: Finish,
-) -> list[RunConfig]:
-    """Record runs as they finish. Returns the runs to retry: those lost with a worker that
-    died, until a run has been lost ``max_retries`` times (then it is recorded as ``error``)."""
-    from rnnbench.training import error_record
-
-    retry: list[RunConfig] = []
-    while futures:
-        finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-        for future in finished:
-            run = futures.pop(future)
-            try:
-                finish(future.result())
-            except BrokenProcessPool:
-                attempts[run.run_id] += 1
-                if attempts[run.run_id] > max_retries:
-                    finish(error_record(run, RuntimeError("worker process died"), 0.0, device))
-                else:
-                    retry.append(run)
-    return retry

@@ -1,0 +1,79 @@
+"""The local pool: a run whose worker dies is charged for it, and no other run is."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import rnnbench
+
+#: A user cell that kills its worker process (no exception, no cleanup) on the one run that
+#: unrolls it for 10 steps: the T = 10 run of the sweep below, and no other.
+CRASHING_CELL = '''
+import os
+import torch
+from torch import nn
+import rnnbench
+
+@rnnbench.register_cell("crash_at_ten")
+class CrashAtTen(nn.Module):
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.inp = nn.Linear(input_size, hidden_size)
+        self.weight_hh = nn.Parameter(torch.eye(hidden_size) * 0.5)
+        self.steps = 0
+    def init_state(self, batch_size, device, dtype):
+        self.steps = 0
+        return (torch.zeros(batch_size, self.weight_hh.shape[0], device=device, dtype=dtype),)
+    def forward(self, x_t, state):
+        self.steps += 1
+        if self.steps == 10:
+            os._exit(1)
+        return (torch.tanh(self.inp(x_t) + state[0] @ self.weight_hh.T),)
+'''
+
+SWEEP = """
+name = "crash"
+imports = ["crashcell"]
+[grid]
+task = ["adding"]
+arch = ["crash_at_ten"]
+seq_len = [4, 5, 6, 7, 8, 9, 10]
+clip = ["none"]
+seed = [0]
+[model]
+hidden_size = 4
+[train]
+steps = 3
+batch_size = 4
+[diagnostics]
+checkpoints = 0
+eval_size = 8
+profile_batch_size = 4
+probe_max_lag = 2
+probe_size = 8
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_retries", [0, 2])
+def test_a_worker_that_dies_is_charged_to_its_run_alone(tmp_path: Path, max_retries: int) -> None:
+    (tmp_path / "crashcell.py").write_text(textwrap.dedent(CRASHING_CELL))
+    sweep = tmp_path / "crash.toml"
+    sweep.write_text(SWEEP)
+    try:
+        summary = rnnbench.run_sweep(
+            sweep, tmp_path / "r.db", workers=2, threads=1, max_retries=max_retries
+        )
+    finally:  # the sweep's import registered the cell in this process too
+        rnnbench.ARCHITECTURES.remove("crash_at_ten")
+        sys.modules.pop("crashcell", None)
+    frame = rnnbench.load_results(tmp_path / "r.db").set_index("seq_len")
+    assert frame.loc[10, "status"] == "error"
+    assert frame.loc[10, "error"] == "RuntimeError: worker process died"
+    innocent = frame.drop(index=10)
+    assert len(innocent) == 6 and set(innocent["status"]) == {"ok"}, innocent[["status", "error"]]
+    assert summary.statuses == {"ok": 6, "error": 1}
