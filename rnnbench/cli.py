@@ -1,6 +1,7 @@
 """``rnnbench`` command line: a thin layer over the Python API.
 
-Exit codes: 0 success, 1 a check failed, 2 bad input (one line on stderr, nothing written).
+Exit codes: 0 success, 1 a check failed or a run ended in ``error``, 2 bad input (one line on
+stderr, nothing written). A diverged run is data: exit 0.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ SUMMARY_COLUMNS = [
     "clipped_fraction",
     "diverged_step",
     "wall_s",
+    "error",
 ]
 
 
@@ -74,7 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         # this sweep's runs: the store may also hold other sweeps', or an edited version's
         out = build_report([args.store], args.report, runs={run.run_id for run in sweep.runs})
         print(f"report: {out}")
-    return 0
+    return 0 if summary.ok else 1  # an error run is a failure to report; a diverged one is data
 
 
 def _jsonable(value: Any) -> Any:
@@ -106,8 +108,17 @@ def _cmd_results(args: argparse.Namespace) -> int:
             print("(no runs in the store)")
             return 0
         shown = frame.drop(columns=["run_id", "baseline_loss"]).copy()
+        shown["error"] = [_short(e) for e in shown["error"]]
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
+
+
+def _short(error: object, width: int = 40) -> str:
+    """An error message for one table cell ('' for none)."""
+    if not isinstance(error, str) or not error:
+        return ""
+    line = error.splitlines()[0]
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _sweep_runs(sweep_file: Path | None) -> set[str] | None:

@@ -77,3 +77,56 @@ def test_a_worker_that_dies_is_charged_to_its_run_alone(tmp_path: Path, max_retr
     innocent = frame.drop(index=10)
     assert len(innocent) == 6 and set(innocent["status"]) == {"ok"}, innocent[["status", "error"]]
     assert summary.statuses == {"ok": 6, "error": 1}
+
+
+BROKEN_SWEEP = """
+name = "broken"
+[grid]
+task = ["adding"]
+arch = ["rnn"]
+seq_len = [5]
+clip = ["none"]
+seed = [0, 1]
+[model]
+hidden_size = 4
+init = "orthogonal"
+[train]
+steps = 2
+batch_size = 4
+[diagnostics]
+enabled = false
+eval_size = 8
+"""
+
+
+def test_run_exits_1_when_a_run_errored_and_names_the_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rnnbench.cli import main
+    from rnnbench.models import init as inits
+
+    def broken(weight, hidden_size, gain, g):  # the INITS signature
+        raise RuntimeError("planted failure")
+
+    monkeypatch.setitem(inits.INITS._entries, "orthogonal", broken)
+    sweep = tmp_path / "broken.toml"
+    sweep.write_text(BROKEN_SWEEP)
+    store = tmp_path / "r.db"
+    code = main(["run", str(sweep), "--store", str(store), "--workers", "0", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "2 error" in out and "first error: RuntimeError: planted failure" in out
+    assert main(["results", "--store", str(store)]) == 0
+    table = capsys.readouterr().out
+    assert "error" in table.splitlines()[0] and "planted failure" in table
+
+
+def test_a_diverged_run_is_data_and_exits_0(tmp_path: Path) -> None:
+    from rnnbench.cli import main
+    from tests.helpers import exploding_sweep
+
+    sweep = tmp_path / "explode.toml"
+    sweep.write_text(exploding_sweep())
+    store = tmp_path / "r.db"
+    assert main(["run", str(sweep), "--store", str(store), "--workers", "0", "--no-progress"]) == 0
+    assert set(rnnbench.load_results(store)["status"]) == {"diverged"}

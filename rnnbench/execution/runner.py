@@ -35,14 +35,21 @@ class SweepSummary:
     statuses: Counter[str] = field(default_factory=Counter)
     wall_s: float = 0.0
     retried: int = 0  # runs resubmitted because the worker process running them died
+    first_error: str | None = None  # the message of the first run that ended in ``error``
+
+    @property
+    def ok(self) -> bool:
+        """No run ended in ``error`` (a diverged run is data, not a failure)."""
+        return not self.statuses.get("error")
 
     def line(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "nothing run"
         retried = f", {self.retried} retried after a worker died" if self.retried else ""
-        return (
+        line = (
             f"{self.total} runs: {self.skipped} already in the store, {counts}{retried} "
             f"({self.wall_s:.1f} s)"
         )
+        return line if self.first_error is None else f"{line}; first error: {self.first_error}"
 
 
 def run_sweep(
@@ -85,6 +92,8 @@ def run_sweep(
         def finish(record: RunRecord) -> None:
             results.record_run(record)
             summary.statuses[record["status"]] += 1
+            if record["status"] == "error" and summary.first_error is None:
+                summary.first_error = record["error"]
             bar.update(record["status"], costs.get(record["run_id"], 0.0))
             if on_record is not None:
                 on_record(record)
