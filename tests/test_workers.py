@@ -38,3 +38,23 @@ def test_pinning_in_this_process_is_undone_by_restore() -> None:
     finally:
         restore()
     assert (blas_threads(threadpool_info()), torch.get_num_threads()) == before
+
+
+def test_the_defaults_count_the_cores_this_process_may_use() -> None:
+    # Under Slurm, taskset or a container the machine's core count is not ours to use.
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if shutil.which("taskset") is None:
+        pytest.skip("needs taskset")
+    check = (
+        "from rnnbench.execution.workers import available_cpus, default_workers; "
+        "print(available_cpus(), default_workers('cpu'))"
+    )
+    out = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", check], capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["1", "1"], out.stderr

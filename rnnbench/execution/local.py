@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING
 from rnnbench.config.schema import RunConfig
 from rnnbench.errors import ConfigError
 from rnnbench.execution.options import ExecutorOptions, Finish, Runner
-from rnnbench.execution.workers import default_workers, init_worker, pin_threads
+from rnnbench.execution.workers import (
+    available_cpus,
+    default_workers,
+    init_worker,
+    pin_threads,
+)
 from rnnbench.results.record import RunRecord
 
 if TYPE_CHECKING:
@@ -75,7 +80,7 @@ def local_executor(options: ExecutorOptions) -> Iterator[Runner]:
     workers = default_workers(options.device) if options.workers is None else options.workers
     if workers < 0:
         raise ConfigError(f"--workers: must be >= 0, got {workers}")
-    threads = options.threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
+    threads = options.threads or max(1, available_cpus() // max(workers, 1))
 
     def run(pending: list[RunConfig], finish: Finish) -> int:
         if workers:

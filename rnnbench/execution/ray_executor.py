@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import socket
 import threading
@@ -38,7 +37,7 @@ from typing import Any
 from rnnbench.config.schema import RunConfig
 from rnnbench.errors import ConfigError
 from rnnbench.execution.options import ExecutorOptions, Finish, Runner
-from rnnbench.execution.workers import init_worker
+from rnnbench.execution.workers import available_cpus, init_worker
 from rnnbench.results.record import RunRecord
 
 NOT_INSTALLED = "--executor ray: Ray is not installed; pip install 'rnnbench[ray]'"
@@ -128,7 +127,7 @@ def _connect(ray: ModuleType, options: ExecutorOptions, threads: int) -> bool:
     if options.address is None:
         # "local": a private instance even when RAY_ADDRESS or a running cluster is around,
         # sized so that --workers means runs at once, as with the local executor.
-        cores = os.cpu_count() or 1
+        cores = available_cpus()
         cpus = options.workers * threads if options.workers else max(cores, threads)
         settings.update(address="local", num_cpus=cpus)
     else:

@@ -47,4 +47,13 @@ def init_worker(threads: int, plugins: tuple[str, ...], base: str | None) -> Non
 
 def default_workers(device: str) -> int:
     # On the CPU one 1-thread process per core beats fewer, wider ones (docs/performance.md).
-    return 1 if device == "cuda" else max(1, os.cpu_count() or 1)
+    return 1 if device == "cuda" else available_cpus()
+
+
+def available_cpus() -> int:
+    """The cores this process may run on: its CPU affinity where the platform has one (Slurm's
+    --cpus-per-task, taskset and containers set it), else the machine's core count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows: no affinity call
+        return max(1, os.cpu_count() or 1)
