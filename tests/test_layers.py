@@ -16,6 +16,9 @@ from tests.helpers import cli_env
 NO_TORCH = """
 import sys
 sys.modules["torch"] = None
+if "--no-fcntl" in sys.argv:  # a platform without fcntl (Windows): reading needs no lock
+    sys.argv.remove("--no-fcntl")
+    sys.modules["fcntl"] = None
 from rnnbench.cli import main
 code = main(sys.argv[1:])
 sys.exit(code)
@@ -63,6 +66,16 @@ def test_reading_commands_run_without_torch(
     done = without_torch(*args, "--store", str(store))
     assert done.returncode == 0, done.stderr
     assert expected in done.stdout
+
+
+@pytest.mark.parametrize("command", [["results"], ["spans"], ["compare", "BASELINE"]])
+def test_reading_commands_need_no_fcntl(
+    store_and_baseline: tuple[Path, Path], command: list[str]
+) -> None:
+    store, baseline = store_and_baseline
+    args = [str(baseline) if a == "BASELINE" else a for a in command]
+    done = without_torch(*args, "--store", str(store), "--no-fcntl")
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_torch_block_is_real() -> None:

@@ -2,12 +2,13 @@
 
 SQLite serialises transactions but does not stop two sweeps from interleaving their runs into
 one file; this lock makes a second writer fail fast with a clear message. ``flock`` locks die
-with their process, so a killed sweep never leaves a stale lock behind.
+with their process, so a killed sweep never leaves a stale lock behind. ``fcntl`` is imported
+on the write path only: reading a store (``results``, ``compare``, reports) needs no lock and
+works where there is no ``fcntl`` (Windows).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
@@ -26,6 +27,13 @@ def acquire(store: Path) -> int:
     lock file is never deleted (deleting it would let a third process lock a fresh inode while
     we still hold the old one). Our pid is written into it for the next contender's message.
     """
+    try:
+        import fcntl
+    except ImportError:
+        raise StoreError(
+            f"store {store}: writing needs fcntl's flock (POSIX: Linux, macOS); this platform "
+            "can read stores but not run sweeps into them"
+        ) from None
     path = lock_path(store)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -51,6 +59,8 @@ def acquire(store: Path) -> int:
 
 
 def release(fd: int) -> None:
+    import fcntl  # acquire() has imported it
+
     try:
         fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
