@@ -12,10 +12,11 @@ of a gradient profile) because what it measures depends on them:
   restores the caller's settings afterwards.
 * **Denormals.** A vanishing gradient passes through the denormal range (below ~1.2e-38), where
   x86 arithmetic is microcoded: a fused CPU step was measured 9x slower (docs/performance.md,
-  section 3). :func:`flush_denormals` puts the floor at ~1e-38 instead; exact zeros in a profile
-  are then read as "below the float floor"
-  (:func:`rnnbench.diagnostics.summary.summarize_profile`). torch offers no getter for this
-  switch, so it cannot be restored and stays on in the process.
+  section 3). :func:`flushed_denormals` puts the floor at ~1e-38 for a run and puts the
+  caller's setting back afterwards (torch has no getter for the switch, so it is read off the
+  arithmetic: :func:`denormals_flushed`); exact zeros in a profile are then read as "below the
+  float floor" (:func:`rnnbench.diagnostics.summary.summarize_profile`). A worker process,
+  which only trains, switches it on for good (:func:`flush_denormals`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,27 @@ import torch
 
 
 def flush_denormals() -> None:
-    """Flush denormal floats to zero (process-wide; see the module docstring)."""
+    """Flush denormal floats to zero from now on (for a worker process; see the module
+    docstring). In a caller's process use :func:`flushed_denormals`."""
     torch.set_flush_denormal(True)
+
+
+def denormals_flushed() -> bool:
+    """Whether this thread flushes denormals to zero: a float32 denormal times one is zero
+    then (FTZ on the result, DAZ on the input), itself otherwise."""
+    tiny = torch.tensor(1e-40, dtype=torch.float32)  # below float32's normal range, ~1.2e-38
+    return bool((tiny * 1.0).item() == 0.0)
+
+
+@contextmanager
+def flushed_denormals() -> Iterator[None]:
+    """Denormals flushed to zero inside the block; the caller's setting after it."""
+    previous = denormals_flushed()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(previous)
 
 
 @contextmanager

@@ -26,10 +26,18 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
 
     def add(self, name: str, entry: T) -> T:
+        """Register ``entry`` under ``name``. The same definition again (a re-run notebook
+        cell, a plugin module imported anew) replaces the old one; a different definition under
+        a taken name is refused, naming both."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
         if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
+            old, new = origin(self._entries[name]), origin(entry)
+            if old is None or old != new:
+                raise ConfigError(
+                    f"{self.kind} {name!r} is already registered ({old or 'an entry'}); "
+                    f"cannot register {new or 'another entry'} under the same name"
+                )
         self._entries[name] = entry
         return entry
 
@@ -62,7 +70,7 @@ class Registry(Generic[T]):
         return list(self._entries.values())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
@@ -78,3 +86,19 @@ def import_plugins(modules: Iterable[str], base: str | Path | None = None) -> No
             importlib.import_module(name)
         except ImportError as exc:
             raise ConfigError(f"imports: cannot import {name!r} ({exc})") from None
+        except ConfigError as exc:  # e.g. a cell registered under a taken name
+            raise ConfigError(f"imports: {name!r}: {exc}") from None
+        except Exception as exc:  # the module's own code raised: one line, not its traceback
+            raise ConfigError(
+                f"imports: importing {name!r} raised {type(exc).__name__}: {exc}"
+            ) from None
+
+
+def origin(entry: object) -> str | None:
+    """Where a registered entry was defined, ``module.qualname`` (an entry may name its own
+    with an ``origin`` attribute); None where that cannot be told."""
+    named = getattr(entry, "origin", None)
+    if isinstance(named, str) and named:
+        return named
+    module, qualname = getattr(entry, "__module__", None), getattr(entry, "__qualname__", None)
+    return f"{module}.{qualname}" if module and qualname else None

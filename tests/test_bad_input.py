@@ -14,6 +14,7 @@ import io
 import json
 import math
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -175,10 +176,56 @@ def _with_unknown(section: str, key: str) -> dict[str, Any]:
     return data
 
 
+_SCALARS = st.one_of(
+    st.integers(-3, 3),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(max_size=4),
+    st.booleans(),
+)
+#: Any TOML value, lists and inline tables (with arbitrary keys) nested inside each other.
+_ANY = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=2)
+    ),
+    max_leaves=6,
+)
+_CONTAINER = st.one_of(
+    st.lists(_ANY, max_size=3), st.dictionaries(st.text(max_size=3), _ANY, max_size=2)
+)
+#: Every place a sweep file holds a value: each grid axis, each setting of each section, a
+#: task parameter, and the top-level name and imports.
+_PLACES = (
+    [("grid", axis) for axis in VALID["grid"]]
+    + [(section, f.name) for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+    + [("tasks.copy", name) for name in ("solve_accuracy", "seq_len")]
+    + [("", "name"), ("", "imports")]
+)
+
+
+def nested(place: tuple[str, str], value: Any) -> dict[str, Any]:
+    """VALID with a nested value at ``place``: a grid axis gets a list holding a list or a
+    table beside valid entries (mixed types), anything else the container itself."""
+    data = copy.deepcopy(VALID)
+    section, key = place
+    if section == "grid":
+        value = [*data["grid"][key], value]
+    elif key == "imports":  # [] is a valid list of no imports; a list holding one is not
+        value = [value]
+    if section == "tasks.copy":
+        data["tasks"] = {"copy": {key: value}}
+    else:
+        (data[section] if section else data)[key] = value
+    return data
+
+
+NESTED_SWEEPS = st.builds(nested, st.sampled_from(_PLACES), _CONTAINER)
+
 INVALID_SWEEPS = st.one_of(
     st.sampled_from(SETTING_MUTATIONS).map(lambda m: mutate_setting(*m)),
     st.sampled_from(GRID_MUTATIONS).map(lambda m: mutate_grid(*m)),
     structural(),
+    NESTED_SWEEPS,
 )
 
 
@@ -200,6 +247,28 @@ def test_invalid_sweeps_exit_2_in_one_line_and_write_nothing(data: dict[str, Any
         code, err = run_cli("run", str(sweep), "--store", str(store), "--workers", "0")
         assert_clean_refusal(code, err)
         assert sorted(p.name for p in Path(tmp).iterdir()) == ["bad.toml"]
+
+
+@FUZZ
+@given(NESTED_SWEEPS)
+def test_nested_and_mixed_values_anywhere_exit_2_in_one_line(data: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep, store = Path(tmp) / "bad.toml", Path(tmp) / "results.db"
+        sweep.write_text(toml(data))
+        code, err = run_cli("run", str(sweep), "--store", str(store), "--workers", "0")
+        assert_clean_refusal(code, err)
+        assert sorted(p.name for p in Path(tmp).iterdir()) == ["bad.toml"]
+
+
+@pytest.mark.parametrize("axis", ["task", "arch"])
+def test_a_nested_name_in_an_axis_is_one_line(tmp_path: Path, axis: str) -> None:
+    # reproduced: [["copy"]] and [{a = 1}] were an unhashable-type traceback, exit 1
+    for bad in (["copy"], {"a": 1}):
+        sweep = tmp_path / "bad.toml"
+        sweep.write_text(toml({**VALID, "grid": {**VALID["grid"], axis: [bad]}}))
+        code, err = run_cli("run", str(sweep), "--store", str(tmp_path / "r.db"), "--workers", "0")
+        assert_clean_refusal(code, err)
+        assert f"grid.{axis}" in err
 
 
 @FUZZ
@@ -396,3 +465,36 @@ def test_unusable_stores_exit_2_and_stay_byte_identical(tmp_path: Path, kind, ma
     assert_clean_refusal(code, err)
     assert digest(store) == before
     assert not (tmp_path / "report").exists() and not (tmp_path / "baseline.json").exists()
+
+
+# --- plugins: a module that raises, a name taken by another definition ---------------------------
+
+PLUGIN_SWEEP = VALID | {"imports": ["plugin_under_test"]}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("raise RuntimeError('boom at import')", "raised RuntimeError: boom at import"),
+        ("1 / 0", "raised ZeroDivisionError"),
+        (
+            # a cell under the name of a built-in: refused naming both definitions
+            "import rnnbench\n@rnnbench.register_cell('lstm')\nclass Mine: pass",
+            "arch 'lstm' is already registered (torch.nn (lstm)); cannot register "
+            "plugin_under_test.Mine",
+        ),
+    ],
+)
+def test_a_plugin_that_fails_on_import_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, expected: str
+) -> None:
+    # before: anything but ImportError escaped as a traceback with exit 1
+    monkeypatch.delitem(sys.modules, "plugin_under_test", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "plugin_under_test.py").write_text(source)
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(toml(PLUGIN_SWEEP))
+    code, err = run_cli("run", str(sweep), "--store", str(tmp_path / "r.db"), "--workers", "0")
+    assert_clean_refusal(code, err)
+    assert "imports: " in err and expected in err, err
+    assert not (tmp_path / "r.db").exists()

@@ -86,3 +86,19 @@ def test_bad_impl_is_refused_naming_the_field_and_the_allowed_values() -> None:
         assert train_run(cell)["metrics"]["impl"] == "loop"
     finally:
         ARCHITECTURES.remove("impl_test_cell")
+
+
+def test_a_cell_registered_again_by_a_rerun_notebook_cell_is_accepted() -> None:
+    # before: the second run of the cell raised "already registered"
+    cell = (
+        "import torch, rnnbench\n"
+        "@rnnbench.register_cell('rerun_cell')\n"
+        "class Elman(torch.nn.Module):\n"
+        "    pass\n"
+    )
+    try:
+        for _ in range(2):
+            exec(cell, {"__name__": "notebook"})  # a new class object each time
+        assert ARCHITECTURES.get("rerun_cell").origin == "notebook.Elman"
+    finally:
+        ARCHITECTURES.remove("rerun_cell")

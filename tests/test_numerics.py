@@ -10,6 +10,7 @@ from torch import nn
 
 import rnnbench
 from rnnbench.numerics import full_float32
+from tests.test_training import run_config
 
 backends = torch.backends
 
@@ -119,3 +120,29 @@ def test_a_run_trains_and_profiles_in_ieee_float32(tf32_user: dict[str, str]) ->
     rnnbench.gradient_norms_through_time(model, task, task.sample(2, torch.Generator()))
     assert PrecisionSpy.seen == {("ieee", "highest")}
     assert settings() == tf32_user
+
+
+def test_the_flush_to_zero_switch_is_read_off_the_arithmetic() -> None:
+    from rnnbench.numerics import denormals_flushed
+
+    previous = denormals_flushed()
+    try:
+        torch.set_flush_denormal(True)
+        assert denormals_flushed()
+        torch.set_flush_denormal(False)
+        assert not denormals_flushed()
+    finally:
+        torch.set_flush_denormal(previous)
+
+
+def test_an_in_process_run_leaves_flush_to_zero_as_the_caller_had_it() -> None:
+    # before: train_run switched flush-to-zero on for good, in the caller's process
+    from rnnbench.numerics import denormals_flushed
+
+    previous = denormals_flushed()
+    torch.set_flush_denormal(False)
+    try:
+        rnnbench.train_run(run_config())
+        assert not denormals_flushed()
+    finally:
+        torch.set_flush_denormal(previous)

@@ -144,7 +144,12 @@ def test_user_task_registers_and_trains() -> None:
         model = rnnbench.make_model("gru", task, hidden_size=8)
         batch = task.sample(4, gen())
         assert task.loss(model(batch.x), batch).ndim == 0
+        TASKS.add("test_last", Last)  # the same definition again (a re-run cell): accepted
+
+        class Other(Last):
+            pass
+
         with pytest.raises(ValueError, match="already registered"):
-            TASKS.add("test_last", Last)
+            TASKS.add("test_last", Other)  # another definition under a taken name
     finally:
         TASKS.remove("test_last")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from rnnbench.models.cells import CellCore, CellFactory
 from rnnbench.models.cores import RecurrentCore, TorchCore
-from rnnbench.registry import Registry
+from rnnbench.registry import Registry, origin
 
 
 @dataclass(frozen=True)
@@ -20,13 +20,18 @@ class Architecture:
     #: (:mod:`rnnbench.execution.cost`). A user cell's is unknown; 1 keeps its estimate a lower
     #: bound.
     gates: int = 1
+    #: where the core is defined (``module.qualname`` of a user cell), so that registering
+    #: the same cell again is told apart from another cell under a taken name
+    origin: str = ""
 
 
 ARCHITECTURES: Registry[Architecture] = Registry("arch")
 
 
 def _torch_arch(mode: str, description: str, gates: int) -> Architecture:
-    return Architecture(lambda i, h, n: TorchCore(mode, i, h, n), description, gates)
+    return Architecture(
+        lambda i, h, n: TorchCore(mode, i, h, n), description, gates, f"torch.nn ({mode})"
+    )
 
 
 ARCHITECTURES.add("rnn", _torch_arch("rnn_tanh", "vanilla RNN, tanh (nn.RNN)", 1))
@@ -65,6 +70,7 @@ def register_cell(name: str, description: str = "") -> Callable[[CellFactory], C
             Architecture(
                 lambda i, h, n: CellCore(factory, i, h, n),
                 description or f"user cell {getattr(factory, '__name__', name)}",
+                origin=origin(factory) or "",
             ),
         )
         return factory

@@ -91,6 +91,11 @@ def _grid_axis(
             check_value(path, value, int, bounds(lo, hi), CHOICES)
         elif axis == "clip":
             ClipSpec.parse(value, path)
+        elif known is not None and not isinstance(value, str):
+            raise ConfigError(
+                f"{path}: expected {axis} names (strings), got {value!r}; allowed: "
+                f"{', '.join(known.names())}"
+            )
         elif known is not None and value not in known:
             raise ConfigError(
                 f"{path}: unknown {axis} {value!r}; allowed: {', '.join(known.names())}"

@@ -27,7 +27,7 @@ from rnnbench.diagnostics.gradients import gradient_norms_through_time
 from rnnbench.diagnostics.memory import memory_probe
 from rnnbench.diagnostics.summary import summarize_profile
 from rnnbench.models import RecurrentModel, make_model, train_impl
-from rnnbench.numerics import flush_denormals, full_float32
+from rnnbench.numerics import flushed_denormals, full_float32
 from rnnbench.results.record import RunRecord
 from rnnbench.tasks import Batch, Task, task_for
 from rnnbench.training.optim import CLIPPERS, OPTIMIZERS, Clipper
@@ -233,12 +233,12 @@ def _step(run: _Run, trajectory: _Trajectory, step: int) -> bool:
 def train_run(config: RunConfig, device: str = "cpu") -> RunRecord:
     """Train one run and return its record (:class:`~rnnbench.results.record.RunRecord`).
 
-    The run computes in IEEE float32 with denormals flushed (:mod:`rnnbench.numerics`).
+    The run computes in IEEE float32 with denormals flushed (:mod:`rnnbench.numerics`); the
+    caller's settings of both are put back afterwards.
     Exceptions are not caught here; :func:`execute_run` turns them into ``error`` records.
     """
     started = time.perf_counter()
-    flush_denormals()
-    with full_float32():
+    with flushed_denormals(), full_float32():
         run = _Run.build(config, device)
         trajectory = _Trajectory(check_every=_check_interval(device))
         for step in range(config.train.steps):
