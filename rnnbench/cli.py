@@ -384,10 +384,19 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM (timeout, Slurm, kill) takes the same path as Ctrl-C: queued runs are
-        # cancelled, workers stopped, and everything finished so far stays in the store.
-        signal.signal(signal.SIGTERM, _interrupt)
+    on_main = threading.current_thread() is threading.main_thread()
+    # SIGTERM (timeout, Slurm, kill) takes the same path as Ctrl-C: queued runs are cancelled,
+    # workers stopped, and everything finished so far stays in the store. The caller's
+    # handler (main called in-process: a notebook, a test) is put back afterwards.
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main else None
+    try:
+        return _handle(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _handle(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args))
     except RnnbenchError as exc:

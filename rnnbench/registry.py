@@ -77,21 +77,45 @@ class Registry(Generic[T]):
 
 
 def import_plugins(modules: Iterable[str], base: str | Path | None = None) -> None:
-    """Import the modules that register user entries: tasks, cells (a sweep's ``imports``).
-    ``base`` (the sweep file's folder) is put on ``sys.path`` first."""
-    if base is not None and str(base) not in sys.path:
-        sys.path.insert(0, str(base))
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(f"imports: cannot import {name!r} ({exc})") from None
-        except ConfigError as exc:  # e.g. a cell registered under a taken name
-            raise ConfigError(f"imports: {name!r}: {exc}") from None
-        except Exception as exc:  # the module's own code raised: one line, not its traceback
-            raise ConfigError(
-                f"imports: importing {name!r} raised {type(exc).__name__}: {exc}"
-            ) from None
+    """Import the modules that register user entries: tasks, cells (a sweep's ``imports``),
+    finding them first in ``base`` (the sweep file's folder). ``sys.path`` is as it was
+    afterwards. A module of the same name already imported from another folder (an earlier
+    sweep's, in a reused Ray worker) is imported anew from this one."""
+    folder = None if base is None else Path(base).resolve()
+    added = folder is not None and str(folder) not in sys.path
+    if added:
+        sys.path.insert(0, str(folder))
+    try:
+        for name in modules:
+            if folder is not None:
+                _forget_if_from_elsewhere(name, folder)
+            _import_one(name)
+    finally:
+        if added:
+            sys.path.remove(str(folder))
+
+
+def _forget_if_from_elsewhere(name: str, folder: Path) -> None:
+    module = sys.modules.get(name)
+    where = getattr(module, "__file__", None)
+    if module is not None and where and folder not in Path(where).resolve().parents:
+        candidate = folder / f"{name.replace('.', '/')}.py"
+        if candidate.exists() or (folder / name.split(".")[0]).is_dir():
+            for key in [k for k in sys.modules if k == name or k.startswith(f"{name}.")]:
+                del sys.modules[key]
+
+
+def _import_one(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        raise ConfigError(f"imports: cannot import {name!r} ({exc})") from None
+    except ConfigError as exc:  # e.g. a cell registered under a taken name
+        raise ConfigError(f"imports: {name!r}: {exc}") from None
+    except Exception as exc:  # the module's own code raised: one line, not its traceback
+        raise ConfigError(
+            f"imports: importing {name!r} raised {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def origin(entry: object) -> str | None:

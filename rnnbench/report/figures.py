@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")  # headless: reports are built on CI machines without a display
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -16,7 +16,9 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from rnnbench.report.tables import DASH
 
@@ -81,9 +83,11 @@ class Section:
 
 
 def _tight_box(fig: Figure) -> Any:
-    from matplotlib.transforms import Bbox
-
-    box = fig.get_tightbbox(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+    """The figure's tight bounding box, measured on an Agg canvas attached to this figure only:
+    the report renders the same whatever backend the caller's process uses, and never switches
+    it (``matplotlib.use`` would change plotting for the whole process)."""
+    canvas = FigureCanvasAgg(fig)
+    box = fig.get_tightbbox(canvas.get_renderer())
     return Bbox.from_extents(box.x0 - 0.1, box.y0 - 0.1, box.x1 + 0.1, box.y1 + 0.1)
 
 
