@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from rnnbench.errors import RnnbenchError
+
 if TYPE_CHECKING:
     from rnnbench.gate.verdict import Comparison
 
@@ -46,6 +48,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="also require bit-identical trajectories (same machine as the baseline)",
     )
+    group.addoption(
+        "--rnnbench-allow-config-change",
+        action="store_true",
+        default=False,
+        help="compare groups whose configuration differs from the baseline's (flagged)",
+    )
+
+
+#: What ``--rnnbench-update-baseline`` wrote in this session, reported in the terminal summary
+#: (a print from inside a test is swallowed by pytest's output capture).
+_WRITTEN = pytest.StashKey[list[str]]()
 
 
 class StabilityGate:
@@ -69,54 +82,86 @@ class StabilityGate:
         exact: bool | None = None,
         alpha: float = 0.05,
         tolerances: dict[str, float] | None = None,
+        allow_config_change: bool | None = None,
     ) -> Comparison | None:
         """Run ``sweep`` and gate it against ``baseline`` (paths relative to the rootdir).
 
         Returns the :class:`~rnnbench.gate.verdict.Comparison` (``None`` after updating the
         baseline); fails the test on a regression, a missing baseline or bad input.
         """
-        from rnnbench.errors import RnnbenchError
+        option = self._config.getoption
+        settings = {
+            "workers": workers if workers is not None else option("--rnnbench-workers"),
+            "exact": bool(option("--rnnbench-exact")) if exact is None else exact,
+            "alpha": alpha,
+            "tolerances": tolerances,
+            "allow_config_change": (
+                bool(option("--rnnbench-allow-config-change"))
+                if allow_config_change is None
+                else allow_config_change
+            ),
+        }
+        try:
+            result = self._gate(self._path(sweep), self._path(baseline), store, settings)
+        except RnnbenchError as exc:
+            problem = f"rnnbench: {exc}"
+        else:
+            if result is None or result.ok:
+                return result
+            problem = result.table(only_changed=True)
+        # outside the except block: no "During handling of the above exception" chain
+        pytest.fail(problem, pytrace=False)
+
+    def _gate(
+        self, sweep_path: Path, baseline_path: Path, store: str | Path | None, settings: dict
+    ) -> Comparison | None:
         from rnnbench.execution.runner import run_sweep
         from rnnbench.gate.baseline import Baseline, load_baseline
         from rnnbench.gate.compare import compare
         from rnnbench.results.store import Store
         from rnnbench.sweep import load_sweep
 
-        option = self._config.getoption
-        sweep_path, baseline_path = self._path(sweep), self._path(baseline)
-        update = bool(option("--rnnbench-update-baseline"))
-        try:
-            if not update and not baseline_path.exists():
-                pytest.fail(
-                    f"rnnbench: no baseline at {baseline_path}; create it with "
-                    "`pytest --rnnbench-update-baseline` (and commit it)",
-                    pytrace=False,
-                )
-            loaded = None if update else load_baseline(baseline_path)  # bad file: fail early
-            plan = load_sweep(sweep_path)
-            store_path = self._path(store) if store else self._workdir / f"{plan.name}.db"
-            workers = workers if workers is not None else option("--rnnbench-workers")
-            summary = run_sweep(plan, store_path, workers=workers)
-            wanted = {run.run_id for run in plan.runs}
-            with Store(store_path, readonly=True) as results:
-                records = [r for r in results.runs() if r["run_id"] in wanted]
-            if loaded is None:
-                Baseline.from_records(records, sweep_name=plan.name).save(baseline_path)
-                print(f"rnnbench: baseline written to {baseline_path} ({summary.line()})")
-                return None
-            result = compare(
-                loaded,
-                records,
-                alpha=alpha,
-                exact=bool(option("--rnnbench-exact")) if exact is None else exact,
-                tolerances=tolerances,
-                current_name=f"{sweep_path.name} -> {store_path}",
+        update = bool(self._config.getoption("--rnnbench-update-baseline"))
+        if not update and not baseline_path.exists():
+            raise _NoBaseline(
+                f"no baseline at {baseline_path}; create it with "
+                "`pytest --rnnbench-update-baseline` (and commit it)"
             )
-        except RnnbenchError as exc:
-            pytest.fail(f"rnnbench: {exc}", pytrace=False)
-        if not result.ok:
-            pytest.fail(result.table(only_changed=True), pytrace=False)
-        return result
+        loaded = None if update else load_baseline(baseline_path)  # bad file: fail early
+        plan = load_sweep(sweep_path)
+        store_path = self._path(store) if store else self._workdir / f"{plan.name}.db"
+        summary = run_sweep(plan, store_path, workers=settings["workers"])
+        wanted = {run.run_id for run in plan.runs}
+        with Store(store_path, readonly=True) as results:
+            records = [r for r in results.runs() if r["run_id"] in wanted]
+        if loaded is None:
+            Baseline.from_records(records, sweep_name=plan.name).save(baseline_path)
+            line = f"rnnbench: baseline written to {baseline_path} ({summary.line()})"
+            self._config.stash.setdefault(_WRITTEN, []).append(line)
+            print(line)  # shown with -s; the terminal summary shows it either way
+            return None
+        return compare(
+            loaded,
+            records,
+            alpha=settings["alpha"],
+            exact=settings["exact"],
+            tolerances=settings["tolerances"],
+            allow_config_change=settings["allow_config_change"],
+            current_name=f"{sweep_path.name} -> {store_path}",
+            allow_hint="--rnnbench-allow-config-change or allow_config_change=True",
+        )
+
+
+class _NoBaseline(RnnbenchError):
+    """The baseline file is missing: never created silently, or a CI run would always pass."""
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    written = config.stash.get(_WRITTEN, [])
+    if written:
+        terminalreporter.section("rnnbench baselines written")
+        for line in written:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

@@ -19,10 +19,20 @@ from rnnbench.gate.stats import fisher_greater, holm, mann_whitney_greater
 from rnnbench.gate.verdict import Row
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float, digits: int = 4) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "nan"
-    return f"{value:.4g}"
+    return f"{value:.{digits}g}"
+
+
+def _fmt_pair(base: float, cur: float) -> tuple[str, str]:
+    """Both medians with 4 significant digits, or as many more as it takes to show that two
+    different values differ (a '~' row reading '554.2  554.2' says nothing)."""
+    for digits in range(4, 18):
+        shown = _fmt(base, digits), _fmt(cur, digits)
+        if shown[0] != shown[1] or base == cur or (math.isnan(base) and math.isnan(cur)):
+            return shown
+    return shown
 
 
 def _same(a: Sequence[Any], b: Sequence[Any]) -> bool:
@@ -95,8 +105,7 @@ def continuous_check(
     return Check(
         label,
         metric.name,
-        _fmt(base_median),
-        _fmt(cur_median),
+        *_fmt_pair(base_median, cur_median),
         cur_median / base_median if base_median and math.isfinite(base_median) else None,
         changed=changed,
         p_worse=mann_whitney_greater(base_bad, cur_bad),

@@ -65,8 +65,18 @@ def _min_effects(tolerances: Mapping[str, float] | None) -> dict[str, float]:
     return min_effects
 
 
+def _other_sweep(baseline: Baseline, records: Records) -> str:
+    """'' or, where none of the runs is of the baseline's sweep, the words saying so: the first
+    thing to know when a comparison is refused."""
+    theirs = sorted({str(r.get("sweep")) for r in records})
+    ours = baseline.sweep.get("name")
+    if not theirs or ours in theirs:
+        return ""
+    return f"the runs are of sweep {', '.join(map(repr, theirs))}, the baseline of {ours!r}: "
+
+
 def _select(
-    baseline: Baseline, records: Iterable[Mapping[str, Any]], allow_config_change: bool
+    baseline: Baseline, records: Records, allow_config_change: bool, allow_hint: str
 ) -> tuple[list[tuple[Group, Records]], list[str]]:
     """The runs of each baseline group (of its configuration), and the notes on what was
     allowed or ignored; refuses a changed configuration or a missing group."""
@@ -81,9 +91,10 @@ def _select(
             if not allow_config_change or len(configs) > 1:
                 other = next(iter(configs.values()))[0].get("config") or {}
                 raise ConfigError(
+                    f"{_other_sweep(baseline, records)}"
                     f"group {group.label}: the runs' configuration differs from the baseline's "
                     f"({config_difference(group.config, other)}); re-run the baseline's sweep, "
-                    "or pass --allow-config-change to compare anyway"
+                    f"or pass {allow_hint} to compare anyway"
                 )
             runs = next(iter(configs.values()))
             notes.append(f"{group.label}: configuration differs from the baseline (allowed)")
@@ -95,6 +106,7 @@ def _select(
         selected.append((group, runs))
     if missing:
         raise ConfigError(
+            f"{_other_sweep(baseline, records)}"
             f"store: no runs for {len(missing)} of {len(baseline.groups)} baseline groups "
             f"(e.g. {missing[0]}); run the baseline's sweep ({baseline.sweep.get('name')}) "
             "into the store first"
@@ -198,11 +210,14 @@ def compare(
     tolerances: Mapping[str, float] | None = None,
     correction: str = "holm",
     current_name: str = "current runs",
+    allow_hint: str = "--allow-config-change",
 ) -> Comparison:
     """Judge ``records`` (run records, e.g. ``Store.runs()``) against ``baseline``.
 
     Raises :class:`ConfigError` for comparisons that would mix different things (see the
     module docstring); otherwise returns a :class:`Comparison` whose ``exit_code`` is 0 or 1.
+    ``allow_hint`` is how the refusal of a changed configuration names the way to allow it
+    (the CLI's flag; the pytest fixture's differ).
     """
     if not (0 < alpha < 1):
         raise ConfigError(f"--alpha: must be between 0 and 1, got {alpha!r}")
@@ -211,7 +226,8 @@ def compare(
             f"--correction: must be one of {', '.join(CORRECTIONS)}, got {correction!r}"
         )
     min_effects = _min_effects(tolerances)
-    selected, notes = _select(baseline, records, allow_config_change)
+    records = list(records)
+    selected, notes = _select(baseline, records, allow_config_change, allow_hint)
     current_records = [r for _, runs in selected for r in runs]
     current_env = summarize_env(r.get("env") for r in current_records)
     env_diffs = _environment_differences(baseline.environment, current_env)
