@@ -199,6 +199,9 @@ def _cmd_baseline_save(args: argparse.Namespace) -> int:
         f"baseline: {path} ({len(baseline.groups)} groups, {baseline.sweep['runs']} runs, "
         f"sweep hash {baseline.sweep['hash']})"
     )
+    warning = baseline.power_warning()
+    if warning:
+        print(f"rnnbench: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -228,6 +231,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         allow_config_change=args.allow_config_change,
         tolerances=dict(args.tolerance),
         current_name=str(args.store),
+        allow_underpowered=args.allow_underpowered,
     )
     if args.format == "json":
         print(json.dumps(result.to_json(), indent=2))
@@ -367,6 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-config-change",
         action="store_true",
         help="compare groups whose configuration differs from the baseline's (flagged)",
+    )
+    gate.add_argument(
+        "--allow-underpowered",
+        action="store_true",
+        help="compare even where the seeds cannot reach alpha in any check (warns)",
     )
     gate.add_argument("--format", choices=["table", "json"], default="table")
     gate.add_argument("--only-changed", action="store_true", help="hide unchanged rows")

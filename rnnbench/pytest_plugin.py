@@ -49,6 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="also require bit-identical trajectories (same machine as the baseline)",
     )
     group.addoption(
+        "--rnnbench-allow-underpowered",
+        action="store_true",
+        default=False,
+        help="gate even where the seeds cannot reach alpha in any check (warns)",
+    )
+    group.addoption(
         "--rnnbench-allow-config-change",
         action="store_true",
         default=False,
@@ -83,6 +89,7 @@ class StabilityGate:
         alpha: float = 0.05,
         tolerances: dict[str, float] | None = None,
         allow_config_change: bool | None = None,
+        allow_underpowered: bool | None = None,
     ) -> Comparison | None:
         """Run ``sweep`` and gate it against ``baseline`` (paths relative to the rootdir).
 
@@ -99,6 +106,11 @@ class StabilityGate:
                 bool(option("--rnnbench-allow-config-change"))
                 if allow_config_change is None
                 else allow_config_change
+            ),
+            "allow_underpowered": (
+                bool(option("--rnnbench-allow-underpowered"))
+                if allow_underpowered is None
+                else allow_underpowered
             ),
         }
         try:
@@ -135,10 +147,13 @@ class StabilityGate:
         with Store(store_path, readonly=True) as results:
             records = [r for r in results.runs() if r["run_id"] in wanted]
         if loaded is None:
-            Baseline.from_records(records, sweep_name=plan.name).save(baseline_path)
-            line = f"rnnbench: baseline written to {baseline_path} ({summary.line()})"
-            self._config.stash.setdefault(_WRITTEN, []).append(line)
-            print(line)  # shown with -s; the terminal summary shows it either way
+            written = Baseline.from_records(records, sweep_name=plan.name)
+            written.save(baseline_path)
+            lines = [f"rnnbench: baseline written to {baseline_path} ({summary.line()})"]
+            warning = written.power_warning(settings["alpha"])
+            lines += [f"rnnbench: warning: {warning}"] if warning else []
+            self._config.stash.setdefault(_WRITTEN, []).extend(lines)
+            print("\n".join(lines))  # shown with -s; the terminal summary shows it either way
             return None
         return compare(
             loaded,
@@ -149,6 +164,8 @@ class StabilityGate:
             allow_config_change=settings["allow_config_change"],
             current_name=f"{sweep_path.name} -> {store_path}",
             allow_hint="--rnnbench-allow-config-change or allow_config_change=True",
+            allow_underpowered=settings["allow_underpowered"],
+            underpowered_hint="--rnnbench-allow-underpowered or allow_underpowered=True",
         )
 
 

@@ -55,7 +55,7 @@ def store_and_baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
         (["results", "--format", "csv"], "run_id,task,arch"),
         (["results", "--format", "jsonl"], '"status": "ok"'),
         (["spans"], "task_span"),
-        (["compare", "BASELINE"], "OK: no stability regression"),
+        (["compare", "BASELINE", "--allow-underpowered"], "OK: no stability regression"),
     ],
 )
 def test_reading_commands_run_without_torch(
@@ -68,7 +68,9 @@ def test_reading_commands_run_without_torch(
     assert expected in done.stdout
 
 
-@pytest.mark.parametrize("command", [["results"], ["spans"], ["compare", "BASELINE"]])
+@pytest.mark.parametrize(
+    "command", [["results"], ["spans"], ["compare", "BASELINE", "--allow-underpowered"]]
+)
 def test_reading_commands_need_no_fcntl(
     store_and_baseline: tuple[Path, Path], command: list[str]
 ) -> None:

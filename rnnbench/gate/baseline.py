@@ -21,6 +21,7 @@ from typing import Any
 from rnnbench.config.hashing import group_config, group_hash
 from rnnbench.errors import ConfigError
 from rnnbench.gate.metrics import METRICS
+from rnnbench.gate.stats import seeds_needed, smallest_p
 from rnnbench.results.grouping import GROUP_KEYS, check_one_configuration, group_key, group_label
 from rnnbench.results.record import RUN_STATUSES
 from rnnbench.version import __version__
@@ -154,6 +155,20 @@ class Baseline:
             "metrics": {m.name: m.description for m in METRICS.values()},
             "groups": [group.to_json() for group in self.groups.values()],
         }
+
+    def power_warning(self, alpha: float = 0.05) -> str | None:
+        """A warning when a comparison against this baseline, with as many seeds, could not
+        detect a regression in any check after the Holm correction (see :func:`compare`)."""
+        checks = len(self.groups) * len(METRICS.values())
+        seeds = min((len(g.seeds) for g in self.groups.values()), default=0)
+        if not checks or checks * smallest_p(seeds, seeds) < alpha:
+            return None
+        return (
+            f"with {seeds} seeds per group and {checks} checks, a comparison against this "
+            f"baseline cannot detect a regression: the smallest Holm-adjusted p is "
+            f"{min(1.0, checks * smallest_p(seeds, seeds)):.3g}, not below alpha={alpha:g}; "
+            f"use at least {seeds_needed(checks, alpha)} seeds"
+        )
 
     def dumps(self) -> str:
         """Diff-friendly JSON: sorted keys, one field per line, lists of scalars on one line."""

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnbench.gate.metrics import Metric, median, worst
-from rnnbench.gate.stats import fisher_greater, holm, mann_whitney_greater
+from rnnbench.gate.stats import (
+    fisher_greater,
+    holm,
+    mann_whitney_greater,
+    seeds_needed,
+    smallest_p,
+)
 from rnnbench.gate.verdict import Row
 
 
@@ -57,6 +63,9 @@ class Check:
     big_worse: bool
     big_better: bool
     newly_failing: bool = False  # worse here means failing where the baseline never failed
+    #: the smallest raw p the two samples' sizes allow (1 / C(n_base + n_cur, n_cur))
+    p_floor: float = 0.0
+    sizes: tuple[int, int] = (0, 0)  # seeds of the baseline and of the current runs
 
 
 def rate_check(
@@ -80,6 +89,8 @@ def rate_check(
         big_worse=shift >= min_effect,
         big_better=-shift >= min_effect,
         newly_failing=metric.newly_failing and base_bad == 0,
+        p_floor=smallest_p(nb, nc),
+        sizes=(nb, nc),
     )
 
 
@@ -112,6 +123,8 @@ def continuous_check(
         p_better=mann_whitney_greater(cur_bad, base_bad),
         big_worse=metric.effect(base_bad, cur_bad) * scale >= min_effect,
         big_better=metric.effect(cur_bad, base_bad) * scale >= min_effect,
+        p_floor=smallest_p(len(base), len(cur)),
+        sizes=(len(base), len(cur)),
     )
 
 
@@ -142,3 +155,37 @@ def mark(checks: list[Check], alpha: float, correction: str) -> list[Row]:
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class Power:
+    """What the checks of one comparison could see: the best p each can reach after the
+    correction (a check whose best is not below alpha is blind: no change could mark it)."""
+
+    checks: int
+    blind: int
+    best: float  # the smallest p any check could reach, corrected
+    seeds: tuple[int, int]  # (baseline, current) sizes of the check that could reach it
+    needed: int  # seeds per side for the smallest p, corrected, to be below alpha
+
+    @classmethod
+    def of(cls, checks: list[Check], alpha: float, correction: str) -> Power:
+        factor = len(checks) if correction == "holm" else 1
+        reach = [min(1.0, factor * c.p_floor) for c in checks]
+        best = min(range(len(checks)), key=lambda i: reach[i]) if checks else None
+        return cls(
+            checks=len(checks),
+            blind=sum(r >= alpha for r in reach),
+            best=reach[best] if best is not None else 1.0,
+            seeds=checks[best].sizes if best is not None else (0, 0),
+            needed=seeds_needed(len(checks), alpha, correction) if checks else 0,
+        )
+
+    def blind_line(self, alpha: float, correction: str) -> str:
+        adjusted = "Holm-adjusted " if correction == "holm" else ""
+        return (
+            f"the gate cannot detect a regression: with {self.seeds[0]} baseline and "
+            f"{self.seeds[1]} current seeds per group and {self.checks} checks, the smallest "
+            f"{adjusted}p is {self.best:.3g}, not below alpha={alpha:g}; it needs at least "
+            f"{self.needed} seeds per side"
+        )

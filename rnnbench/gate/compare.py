@@ -19,7 +19,14 @@ from typing import Any
 from rnnbench.config.hashing import config_difference, group_hash
 from rnnbench.errors import ConfigError
 from rnnbench.gate.baseline import ENV_KEYS, Baseline, Group, groups_from_records, summarize_env
-from rnnbench.gate.checks import CORRECTIONS, Check, continuous_check, mark, rate_check
+from rnnbench.gate.checks import (
+    CORRECTIONS,
+    Check,
+    Power,
+    continuous_check,
+    mark,
+    rate_check,
+)
 from rnnbench.gate.metrics import METRICS
 from rnnbench.gate.verdict import Comparison, Row
 from rnnbench.results.grouping import group_key
@@ -211,6 +218,8 @@ def compare(
     correction: str = "holm",
     current_name: str = "current runs",
     allow_hint: str = "--allow-config-change",
+    allow_underpowered: bool = False,
+    underpowered_hint: str = "--allow-underpowered",
 ) -> Comparison:
     """Judge ``records`` (run records, e.g. ``Store.runs()``) against ``baseline``.
 
@@ -218,6 +227,12 @@ def compare(
     module docstring); otherwise returns a :class:`Comparison` whose ``exit_code`` is 0 or 1.
     ``allow_hint`` is how the refusal of a changed configuration names the way to allow it
     (the CLI's flag; the pytest fixture's differ).
+
+    A gate whose seeds cannot reach ``alpha`` after the correction in any check (with n seeds
+    per side the smallest p is 1 / C(2n, n), and Holm multiplies it by the number of checks)
+    would print "OK" whatever happened: it is refused (``ConfigError``) unless
+    ``allow_underpowered``, which turns the refusal into a warning note. Where only some checks
+    are blind, the verdict says how many.
     """
     if not (0 < alpha < 1):
         raise ConfigError(f"--alpha: must be between 0 and 1, got {alpha!r}")
@@ -234,6 +249,14 @@ def compare(
     gathered = _Gathered(notes=notes)
     for group, runs in selected:
         _check_group(group, runs, min_effects, exact, not env_diffs, gathered)
+    power = Power.of(gathered.checks, alpha, correction)
+    # Facts still see without statistics: bitwise trajectories (--exact on the same
+    # environment and seeds) and runs that errored.
+    if power.checks and power.blind == power.checks and not gathered.rows:
+        line = power.blind_line(alpha, correction)
+        if not allow_underpowered:
+            raise ConfigError(f"{line} (or pass {underpowered_hint} to compare anyway)")
+        gathered.notes.append(f"warning: {line}")
     rows = mark(gathered.checks, alpha, correction) + gathered.rows
     rows.sort(key=lambda row: row.group)  # stable: each group's metrics stay in order
     if gathered.skipped_exact:
@@ -255,4 +278,5 @@ def compare(
         current_info=f"{current_name} ({len(current_records)} runs), {_revision(current_env)}",
         environment_differences=env_diffs,
         notes=gathered.notes,
+        blind=power.blind,
     )

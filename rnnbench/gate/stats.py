@@ -20,7 +20,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["fisher_greater", "holm", "mann_whitney_greater", "midranks"]
+__all__ = [
+    "binomial_upper",
+    "fisher_greater",
+    "holm",
+    "mann_whitney_greater",
+    "midranks",
+    "seeds_needed",
+    "smallest_p",
+]
 
 #: Up to this many values in both samples together the rank-sum distribution is enumerated
 #: exactly; beyond it the normal approximation with tie correction is used.
@@ -125,3 +133,46 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+def smallest_p(n_base: int, n_cur: int) -> float:
+    """The smallest one-sided p either exact test can return for samples of these sizes: every
+    current value beyond every baseline value, one arrangement of C(n_base + n_cur, n_cur).
+
+    >>> round(smallest_p(4, 4), 4)
+    0.0143
+    """
+    return 1.0 / math.comb(n_base + n_cur, n_cur)
+
+
+def seeds_needed(checks: int, alpha: float, correction: str = "holm") -> int:
+    """The fewest seeds per side whose smallest p, after the correction over ``checks``
+    checks (Holm multiplies the smallest p by their number), is below ``alpha``."""
+    factor = checks if correction == "holm" else 1
+    n = 1
+    while factor * smallest_p(n, n) >= alpha:
+        n += 1
+    return n
+
+
+def binomial_upper(failures: int, trials: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound of a rate seen ``failures`` times in ``trials``:
+    the largest rate under which so few failures still have probability ``1 - confidence``.
+    0 of 56 bounds the rate at 5.2%, not at 0.
+
+    >>> round(binomial_upper(0, 56), 4)
+    0.0521
+    """
+    if failures >= trials:
+        return 1.0
+
+    def tail(p: float) -> float:  # P(X <= failures) for X ~ Binomial(trials, p)
+        return sum(
+            math.comb(trials, k) * p**k * (1 - p) ** (trials - k) for k in range(failures + 1)
+        )
+
+    low, high = failures / trials, 1.0
+    for _ in range(100):  # bisection: tail() falls from >= 0.5 to 0 on [failures / trials, 1]
+        mid = (low + high) / 2
+        low, high = (mid, high) if tail(mid) > 1 - confidence else (low, mid)
+    return high

@@ -66,6 +66,8 @@ class Comparison:
     current_info: str
     environment_differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: statistical checks whose seeds cannot reach alpha after the correction
+    blind: int = 0
 
     @property
     def regressions(self) -> list[Row]:
@@ -86,12 +88,18 @@ class Comparison:
             parts = [f"{count[m]} x '{m}'" for m in REGRESSION_MARKS if count[m]]
             return (
                 f"REGRESSION: {len(self.regressions)} of {checks} checks worse "
-                f"({', '.join(parts)}) at {self._level()}"
+                f"({', '.join(parts)}) at {self._level()}{self._blind()}"
             )
         return (
             f"OK: no stability regression in {checks} checks ({count['~']} changed within noise, "
-            f"{count['-']} significantly better) at {self._level()}"
+            f"{count['-']} significantly better) at {self._level()}{self._blind()}"
         )
+
+    def _blind(self) -> str:
+        statistical = sum(row.metric not in ("status", "trajectory") for row in self.rows)
+        if not self.blind:
+            return ""
+        return f"; {self.blind} of {statistical} checks cannot reach alpha with these seeds"
 
     def _level(self) -> str:
         family = ", Holm-corrected over all checks" if self.correction == "holm" else ""
@@ -118,7 +126,9 @@ class Comparison:
             )
         if only_changed and len(rows) < len(self.rows):
             lines.append(f"  ({len(self.rows) - len(rows)} unchanged rows not shown)")
-        lines += [""] + [f"note: {note}" for note in self.notes] + [self.verdict()]
+        lines += [""] + [
+            note if note.startswith("warning: ") else f"note: {note}" for note in self.notes
+        ] + [self.verdict()]
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -133,6 +143,7 @@ class Comparison:
             "current": self.current_info,
             "environment_differences": self.environment_differences,
             "notes": self.notes,
+            "blind_checks": self.blind,
             "marks": {mark.strip() or "": meaning for mark, meaning in MARKS.items()},
             "rows": [row.to_json() for row in self.rows],
         }
