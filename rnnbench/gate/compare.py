@@ -207,6 +207,29 @@ def _check_group(
         out.skipped_exact = True
 
 
+def _baseline_info(baseline: Baseline) -> str:
+    return (
+        f"sweep {baseline.sweep.get('name')} ({baseline.sweep.get('runs')} runs, "
+        f"{len(baseline.groups)} groups), rnnbench {baseline.rnnbench_version}, "
+        f"{_revision(baseline.environment)}, saved {baseline.created_at}"
+    )
+
+
+def _power(
+    gathered: _Gathered, alpha: float, correction: str, allowed: bool, hint: str
+) -> Power:
+    """What the checks can see; refuses (or, ``allowed``, warns) where nothing could be
+    detected. Facts still see without statistics: bitwise trajectories (--exact on the same
+    environment and seeds) and runs that errored."""
+    power = Power.of(gathered.checks, alpha, correction)
+    if power.checks and power.blind == power.checks and not gathered.rows:
+        line = power.blind_line(alpha, correction)
+        if not allowed:
+            raise ConfigError(f"{line} (or pass {hint} to compare anyway)")
+        gathered.notes.append(f"warning: {line}")
+    return power
+
+
 def compare(
     baseline: Baseline,
     records: Iterable[Mapping[str, Any]],
@@ -228,11 +251,8 @@ def compare(
     ``allow_hint`` is how the refusal of a changed configuration names the way to allow it
     (the CLI's flag; the pytest fixture's differ).
 
-    A gate whose seeds cannot reach ``alpha`` after the correction in any check (with n seeds
-    per side the smallest p is 1 / C(2n, n), and Holm multiplies it by the number of checks)
-    would print "OK" whatever happened: it is refused (``ConfigError``) unless
-    ``allow_underpowered``, which turns the refusal into a warning note. Where only some checks
-    are blind, the verdict says how many.
+    A gate whose seeds cannot reach ``alpha`` in any check after the correction would print
+    "OK" whatever happened: it is refused unless ``allow_underpowered`` (a warning then).
     """
     if not (0 < alpha < 1):
         raise ConfigError(f"--alpha: must be between 0 and 1, got {alpha!r}")
@@ -249,14 +269,7 @@ def compare(
     gathered = _Gathered(notes=notes)
     for group, runs in selected:
         _check_group(group, runs, min_effects, exact, not env_diffs, gathered)
-    power = Power.of(gathered.checks, alpha, correction)
-    # Facts still see without statistics: bitwise trajectories (--exact on the same
-    # environment and seeds) and runs that errored.
-    if power.checks and power.blind == power.checks and not gathered.rows:
-        line = power.blind_line(alpha, correction)
-        if not allow_underpowered:
-            raise ConfigError(f"{line} (or pass {underpowered_hint} to compare anyway)")
-        gathered.notes.append(f"warning: {line}")
+    power = _power(gathered, alpha, correction, allow_underpowered, underpowered_hint)
     rows = mark(gathered.checks, alpha, correction) + gathered.rows
     rows.sort(key=lambda row: row.group)  # stable: each group's metrics stay in order
     if gathered.skipped_exact:
@@ -264,17 +277,12 @@ def compare(
             "--exact: bitwise comparison needs the same environment and seeds; skipped where "
             "they differ (statistical gate only)"
         )
-    base_env = baseline.environment
     return Comparison(
         rows=rows,
         alpha=alpha,
         exact=exact,
         correction=correction,
-        baseline_info=(
-            f"sweep {baseline.sweep.get('name')} ({baseline.sweep.get('runs')} runs, "
-            f"{len(baseline.groups)} groups), rnnbench {baseline.rnnbench_version}, "
-            f"{_revision(base_env)}, saved {baseline.created_at}"
-        ),
+        baseline_info=_baseline_info(baseline),
         current_info=f"{current_name} ({len(current_records)} runs), {_revision(current_env)}",
         environment_differences=env_diffs,
         notes=gathered.notes,
