@@ -61,6 +61,11 @@ class Task:
     min_seq_len: ClassVar[int] = 2
     input_size: ClassVar[int]
     output_size: ClassVar[int]
+    #: Parameters added after stores existed, with the value every earlier run implicitly had.
+    #: At that value a parameter is left out of :meth:`canonical_params`, so the data seeds
+    #: (held-out set, profile batch, probe) of earlier runs stay what they were, as their run
+    #: ids do (a field the user does not write is not in the run id).
+    neutral: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self) -> None:
         check_int(
@@ -111,6 +116,15 @@ class Task:
 
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def canonical_params(self) -> dict[str, Any]:
+        """The parameters that fix the task's data: all of them, with defaults, but those of
+        :attr:`neutral` at their neutral value."""
+        return {
+            k: v
+            for k, v in self.params().items()
+            if k not in self.neutral or v != self.neutral[k]
+        }
 
 
 TASKS: Registry[type[Task]] = Registry("task")

@@ -32,7 +32,7 @@ from rnnbench.results.record import RunRecord
 from rnnbench.tasks import Batch, Task, task_for
 from rnnbench.training.optim import CLIPPERS, OPTIMIZERS, Clipper
 from rnnbench.training.record import downsample, error_record, identity, trajectory_hash
-from rnnbench.training.seeds import derive_seed, evaluation_set, generator
+from rnnbench.training.seeds import data_stream, derive_seed, evaluation_set, generator
 
 
 def _checkpoint_steps(steps: int, checkpoints: int) -> frozenset[int]:
@@ -146,7 +146,7 @@ class _Run:
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = OPTIMIZERS.get(settings.optimizer, "train.optimizer")(params, settings)
         clip = ClipSpec.parse(config.clip)
-        profile_stream = generator("profile", task.name, task.params())
+        profile_stream = data_stream("profile", task)
         return cls(
             config=config,
             device=device,
@@ -311,7 +311,7 @@ def _final_evaluation(run: _Run, trajectory: _Trajectory) -> dict[str, Any]:
     probe = memory_probe(
         run.model,
         run.task,
-        generator("probe", run.task.name, run.task.params()),
+        data_stream("probe", run.task),
         max_lag=diag.probe_max_lag,
         size=diag.probe_size,
         ridge=diag.probe_ridge,

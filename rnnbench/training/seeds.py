@@ -23,7 +23,13 @@ def generator(*parts: object) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(*parts))
 
 
+def data_stream(kind: str, task: Task) -> torch.Generator:
+    """The generator of one of a task's fixed data sets (``eval``, ``profile``, ``probe``): the
+    same for every seed and architecture, drawn from a stream no training seed uses, and fixed
+    by the task's canonical parameters (:meth:`Task.canonical_params`)."""
+    return generator(kind, task.name, task.canonical_params())
+
+
 def evaluation_set(config: RunConfig, task: Task) -> Batch:
-    """The fixed held-out set that judges ``solved``: the same for every seed and architecture
-    of a task, and drawn from a stream no training seed uses."""
-    return task.sample(config.diagnostics.eval_size, generator("eval", task.name, task.params()))
+    """The fixed held-out set that judges ``solved``."""
+    return task.sample(config.diagnostics.eval_size, data_stream("eval", task))
