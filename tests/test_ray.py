@@ -275,3 +275,17 @@ def test_address_auto_is_left_to_ray(write_sweep, tmp_path: Path, capsys, monkey
     code, err, fake = run_with_address(write_sweep, tmp_path, capsys, monkeypatch, "auto")
     assert code == 2 and [call["address"] for call in fake.calls] == ["auto"]
     assert "rnnbench: error: --address auto: Could not find any running Ray instance." in err
+
+
+@pytest.mark.parametrize(
+    ("device", "workers", "gpus", "share"),
+    [("cuda", 4, 1, 0.25), ("cuda", None, 1, 1.0), ("cuda", 2, 4, 1.0), ("cuda", 4, 2, 0.5),
+     ("cpu", 4, 0, 0.0)],
+)
+def test_runs_share_a_gpu_as_the_local_executor_does(
+    device: str, workers: int | None, gpus: float, share: float
+) -> None:
+    # before: a whole GPU per run, so --workers 4 on one GPU ran one run at a time
+    from rnnbench.execution.ray_executor import gpu_share
+
+    assert gpu_share(device, workers, gpus) == share

@@ -90,12 +90,13 @@ def ray_executor(options: ExecutorOptions) -> Iterator[Runner]:
     except ImportError:
         raise ConfigError(NOT_INSTALLED) from None
     threads = options.threads or 1
-    gpus = 1 if options.device == "cuda" else 0
     started = _connect(ray, options, threads)
     try:
-        if gpus and not ray.cluster_resources().get("GPU"):
+        cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+        if options.device == "cuda" and not cluster_gpus:
             # Ray would queue GPU tasks forever on a cluster without GPUs.
             raise ConfigError("--device cuda: the Ray cluster has no GPU")
+        gpus = gpu_share(options.device, workers, cluster_gpus)
         task = ray.remote(
             max_retries=options.max_retries,
             retry_exceptions=False,
@@ -113,6 +114,17 @@ def ray_executor(options: ExecutorOptions) -> Iterator[Runner]:
     finally:
         if started:
             ray.shutdown()
+
+
+def gpu_share(device: str, workers: int | None, cluster_gpus: float) -> float:
+    """The GPUs a run reserves: a whole one by default, and with ``--workers W`` on a local
+    instance the share that lets W runs go at once (``--workers 4`` on one GPU: 0.25 each, as
+    the local executor puts 4 workers on one card), never more than one."""
+    if device != "cuda":
+        return 0.0
+    if not workers:
+        return 1.0
+    return min(1.0, cluster_gpus / workers)
 
 
 def _connect(ray: ModuleType, options: ExecutorOptions, threads: int) -> bool:
