@@ -25,12 +25,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
+
+
+def _numpy_limits_first() -> None:
+    # numpy computes and caches its float limits on first use; computed under flush-to-zero
+    # the smallest subnormal reads as 0 and numpy < 2 warns (a UserWarning, an error under
+    # pytest's -W error). Computed here first, they are right and cached.
+    for dtype in (np.float16, np.float32, np.float64):
+        np.finfo(dtype).smallest_subnormal  # noqa: B018 - computed for its cache
 
 
 def flush_denormals() -> None:
     """Flush denormal floats to zero from now on (for a worker process; see the module
     docstring). In a caller's process use :func:`flushed_denormals`."""
+    _numpy_limits_first()
     torch.set_flush_denormal(True)
 
 
@@ -45,6 +55,7 @@ def denormals_flushed() -> bool:
 def flushed_denormals() -> Iterator[None]:
     """Denormals flushed to zero inside the block; the caller's setting after it."""
     previous = denormals_flushed()
+    _numpy_limits_first()
     torch.set_flush_denormal(True)
     try:
         yield

@@ -25,7 +25,9 @@ def task_spans(results: pd.DataFrame) -> pd.DataFrame:
     keys = list(CONDITION_KEYS)
     if results.empty:
         return pd.DataFrame(columns=[*keys, "task_span", "first_unsolved"])
-    solved = results.assign(solved=results["solved"].fillna(False).astype(bool))
+    # .eq(True): an errored run (solved None) is unsolved; fillna(False) on the object column
+    # raised a FutureWarning on pandas 2.2-2.3 (downcasting)
+    solved = results.assign(solved=results["solved"].eq(True))
     rate = solved.groupby([*keys, "seq_len"])["solved"].mean().reset_index()
     rows = []
     for key, group in rate.groupby(keys, sort=True):
