@@ -136,7 +136,7 @@ def _cmd_spans(args: argparse.Namespace) -> int:
 
     frame = load_pooled_runs(args.store, _sweep_runs(args.sweep))
     if frame.empty:
-        print("(no runs in the store)")
+        print(f"(no runs of {args.sweep} in the store)" if args.sweep else "(no runs in the store)")
         return 0
     spans = task_spans(frame)
     for column in ("task_span", "first_unsolved"):  # sequence lengths: integers, '-' for none

@@ -72,3 +72,28 @@ def test_the_fixture_says_what_it_wrote_and_takes_allow_config_change(
         GATE.format(extra=", allow_config_change=True")
     )
     _run(pytester).assert_outcomes(passed=1)
+
+
+def test_a_truncated_baseline_reads_in_plain_words(tmp_path) -> None:
+    from rnnbench.gate import load_baseline
+
+    path = tmp_path / "b.json"
+    path.write_text('{"format": "rnnbench-baseline", "sweep": "unterminated')
+    with pytest.raises(ConfigError) as refused:
+        load_baseline(path)
+    assert "at at" not in str(refused.value)  # before: "starting at at line 1"
+    assert "Unterminated string starting at line 1 column" in str(refused.value)
+
+
+def test_spans_of_a_sweep_with_no_runs_in_the_store_says_so(tmp_path, capsys) -> None:
+    from rnnbench.cli import main
+    from tests.conftest import TINY_SWEEP
+
+    sweep, other = tmp_path / "tiny.toml", tmp_path / "other.toml"
+    sweep.write_text(TINY_SWEEP)
+    other.write_text(TINY_SWEEP.replace("seq_len = [5]", "seq_len = [6]"))
+    store = tmp_path / "r.db"
+    assert main(["run", str(sweep), "--store", str(store), "--workers", "0", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["spans", "--store", str(store), "--sweep", str(other)]) == 0
+    assert capsys.readouterr().out.strip() == f"(no runs of {other} in the store)"

@@ -343,6 +343,7 @@ def load_baseline(path: str | Path) -> Baseline:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"baseline {path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            f"baseline {path}: not valid JSON ({exc.msg.removesuffix(' at')} at line "
+            f"{exc.lineno} column {exc.colno})"  # json's own may end in "at": not "at at"
         ) from None
     return parse_baseline(data, where=f"baseline {path}")
