@@ -135,7 +135,8 @@ class StabilityGate:
 
         update = bool(self._config.getoption("--rnnbench-update-baseline"))
         if not update and not baseline_path.exists():
-            raise _NoBaseline(
+            # never created silently, or a CI run would always pass
+            raise RnnbenchError(
                 f"no baseline at {baseline_path}; create it with "
                 "`pytest --rnnbench-update-baseline` (and commit it)"
             )
@@ -167,10 +168,6 @@ class StabilityGate:
             allow_underpowered=settings["allow_underpowered"],
             underpowered_hint="--rnnbench-allow-underpowered or allow_underpowered=True",
         )
-
-
-class _NoBaseline(RnnbenchError):
-    """The baseline file is missing: never created silently, or a CI run would always pass."""
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

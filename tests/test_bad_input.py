@@ -238,26 +238,26 @@ def test_the_valid_sweep_used_for_fuzzing_is_valid(tmp_path: Path) -> None:
     assert code == 0, err  # so every refusal below is caused by its mutation
 
 
-@FUZZ
-@given(INVALID_SWEEPS)
-def test_invalid_sweeps_exit_2_in_one_line_and_write_nothing(data: dict[str, Any]) -> None:
+def assert_refused_writing_nothing(data: dict[str, Any]) -> None:
+    """``rnnbench run`` on ``data`` as a sweep file: one line, exit 2, nothing written."""
     with tempfile.TemporaryDirectory() as tmp:
         sweep, store = Path(tmp) / "bad.toml", Path(tmp) / "results.db"
         sweep.write_text(toml(data))
         code, err = run_cli("run", str(sweep), "--store", str(store), "--workers", "0")
         assert_clean_refusal(code, err)
         assert sorted(p.name for p in Path(tmp).iterdir()) == ["bad.toml"]
+
+
+@FUZZ
+@given(INVALID_SWEEPS)
+def test_invalid_sweeps_exit_2_in_one_line_and_write_nothing(data: dict[str, Any]) -> None:
+    assert_refused_writing_nothing(data)
 
 
 @FUZZ
 @given(NESTED_SWEEPS)
 def test_nested_and_mixed_values_anywhere_exit_2_in_one_line(data: dict[str, Any]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        sweep, store = Path(tmp) / "bad.toml", Path(tmp) / "results.db"
-        sweep.write_text(toml(data))
-        code, err = run_cli("run", str(sweep), "--store", str(store), "--workers", "0")
-        assert_clean_refusal(code, err)
-        assert sorted(p.name for p in Path(tmp).iterdir()) == ["bad.toml"]
+    assert_refused_writing_nothing(data)
 
 
 @pytest.mark.parametrize("axis", ["task", "arch"])

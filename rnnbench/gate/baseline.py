@@ -161,12 +161,13 @@ class Baseline:
         detect a regression in any check after the Holm correction (see :func:`compare`)."""
         checks = len(self.groups) * len(METRICS.values())
         seeds = min((len(g.seeds) for g in self.groups.values()), default=0)
-        if not checks or checks * smallest_p(seeds, seeds) < alpha:
+        best = min(1.0, checks * smallest_p(seeds, seeds))  # Holm: the smallest p times m
+        if not checks or best < alpha:
             return None
         return (
             f"with {seeds} seeds per group and {checks} checks, a comparison against this "
             f"baseline cannot detect a regression: the smallest Holm-adjusted p is "
-            f"{min(1.0, checks * smallest_p(seeds, seeds)):.3g}, not below alpha={alpha:g}; "
+            f"{best:.3g}, not below alpha={alpha:g}; "
             f"use at least {seeds_needed(checks, alpha)} seeds"
         )
 

@@ -286,5 +286,6 @@ def compare(
         current_info=f"{current_name} ({len(current_records)} runs), {_revision(current_env)}",
         environment_differences=env_diffs,
         notes=gathered.notes,
+        checked=power.checks,
         blind=power.blind,
     )

@@ -66,7 +66,8 @@ class Comparison:
     current_info: str
     environment_differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    #: statistical checks whose seeds cannot reach alpha after the correction
+    #: statistical checks, and those whose seeds cannot reach alpha after the correction
+    checked: int = 0
     blind: int = 0
 
     @property
@@ -96,10 +97,9 @@ class Comparison:
         )
 
     def _blind(self) -> str:
-        statistical = sum(row.metric not in ("status", "trajectory") for row in self.rows)
         if not self.blind:
             return ""
-        return f"; {self.blind} of {statistical} checks cannot reach alpha with these seeds"
+        return f"; {self.blind} of {self.checked} checks cannot reach alpha with these seeds"
 
     def _level(self) -> str:
         family = ", Holm-corrected over all checks" if self.correction == "holm" else ""
