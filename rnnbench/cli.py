@@ -30,6 +30,7 @@ SUMMARY_COLUMNS = [
     "clip",
     "seed",
     "status",
+    "parameters",
     "steps",
     "final_loss",
     "baseline_loss",
@@ -88,18 +89,26 @@ def _jsonable(value: Any) -> Any:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
+    from rnnbench.results.grouping import axes_of, axis_columns
     from rnnbench.results.store import Store
 
     with Store(args.store, readonly=True) as store:
         frame = store.dataframe()
         records = store.runs() if args.format == "jsonl" else None
+    axes = axis_columns(frame["config"])  # the swept fields: a column each, after the seed
     # in grid order, not the order the runs happened to finish in
     if args.format == "jsonl":
         for record in sorted(records or [], key=lambda r: tuple(r[k] for k in RUN_ORDER)):
-            print(json.dumps({k: _jsonable(v) for k, v in record.items()}, default=_jsonable))
+            flat = record | {
+                "parameters": (record.get("metrics") or {}).get("parameters"),
+                **{path: axes_of(record).get(path) for path in axes},
+            }
+            print(json.dumps({k: _jsonable(v) for k, v in flat.items()}, default=_jsonable))
         return 0
-    frame = frame.sort_values(list(RUN_ORDER), kind="stable")
-    columns = [c for c in SUMMARY_COLUMNS if c in frame.columns]
+    frame = frame.sort_values([*RUN_ORDER[:3], *axes, *RUN_ORDER[3:]], kind="stable")
+    at = SUMMARY_COLUMNS.index("seed") + 1
+    listed = [*SUMMARY_COLUMNS[:at], *axes, *SUMMARY_COLUMNS[at:]]
+    columns = [c for c in listed if c in frame.columns]
     frame = frame[columns]
     if args.format == "csv":
         frame.to_csv(sys.stdout, index=False)
@@ -241,12 +250,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from rnnbench.models import ARCHITECTURES
-    from rnnbench.tasks import TASKS
+    from rnnbench.registry import import_plugins
+    from rnnbench.sweep.describe import describe, import_sweep_modules
 
-    print("tasks:", ", ".join(TASKS.names()))
-    for name in ARCHITECTURES.names():
-        print(f"arch {name}: {ARCHITECTURES.get(name).description}")
+    if args.sweep is not None:
+        import_sweep_modules(args.sweep)
+    if args.modules:
+        import_plugins(args.modules, Path.cwd())
+    print(describe())
     return 0
 
 
@@ -381,7 +392,20 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--only-changed", action="store_true", help="hide unchanged rows")
     gate.set_defaults(handler=_cmd_compare)
 
-    listing = commands.add_parser("list", help="registered tasks and architectures")
+    listing = commands.add_parser(
+        "list", help="registered tasks and architectures, with their parameters"
+    )
+    listing.add_argument(
+        "--sweep", type=Path, default=None, help="also the user cells and tasks this sweep imports"
+    )
+    listing.add_argument(
+        "--import",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also the user cells and tasks MODULE registers (repeatable)",
+    )
     listing.set_defaults(handler=_cmd_list)
     return parser
 

@@ -7,10 +7,13 @@ instead of an if/elif chain on names, so a user extends rnnbench by registering,
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Generic, TypeVar
 
 from rnnbench.errors import ConfigError
@@ -105,9 +108,36 @@ def _forget_if_from_elsewhere(name: str, folder: Path) -> None:
                 del sys.modules[key]
 
 
-def _import_one(name: str) -> None:
+#: The source hash of each plugin module as it was when imported, so that a module edited
+#: since is imported again (a notebook or test that runs a sweep twice in one process), and
+#: a run's code version is the code it runs. Weak: forgetting a module forgets its entry.
+_IMPORTED: weakref.WeakKeyDictionary[ModuleType, str] = weakref.WeakKeyDictionary()
+
+
+def _file_hash(module: ModuleType) -> str | None:
+    where = getattr(module, "__file__", None)
     try:
-        importlib.import_module(name)
+        return hashlib.sha256(Path(where).read_bytes()).hexdigest()[:16] if where else None
+    except OSError:
+        return None
+
+
+def source_hash(name: str) -> str:
+    """The hash of module ``name``'s source as it runs here: as imported by
+    :func:`import_plugins`, else as its file reads now; 'unavailable' for a module without a
+    source file (an interactive session)."""
+    module = sys.modules.get(name)
+    if module is None:
+        return "unavailable"
+    return _IMPORTED.get(module) or _file_hash(module) or "unavailable"
+
+
+def _import_one(name: str) -> None:
+    module = sys.modules.get(name)
+    if module is not None and module in _IMPORTED and _file_hash(module) != _IMPORTED[module]:
+        del sys.modules[name]  # edited since it was imported: import the new source
+    try:
+        module = importlib.import_module(name)
     except ImportError as exc:
         raise ConfigError(f"imports: cannot import {name!r} ({exc})") from None
     except ConfigError as exc:  # e.g. a cell registered under a taken name
@@ -116,6 +146,8 @@ def _import_one(name: str) -> None:
         raise ConfigError(
             f"imports: importing {name!r} raised {type(exc).__name__}: {exc}"
         ) from None
+    if module not in _IMPORTED:
+        _IMPORTED[module] = _file_hash(module) or "unavailable"
 
 
 def origin(entry: object) -> str | None:

@@ -15,6 +15,10 @@ HASH_NEUTRAL: dict[tuple[str, str], Any] = {
     ("diagnostics", "enabled"): True,
     ("model", "impl"): "auto",
 }
+#: The same for top-level fields: a run of built-ins has no cell parameters and no user code.
+TOP_NEUTRAL: dict[str, Any] = {"arch_params": {}, "code": {}}
+#: Fields that describe how a run was swept, not what it trains: never hashed.
+UNHASHED = ("sweep", "axes")
 
 
 def canonical_config(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -25,6 +29,9 @@ def canonical_config(data: Mapping[str, Any]) -> dict[str, Any]:
         table = out.get(section)
         if isinstance(table, dict) and name in table and table[name] == neutral:
             del table[name]
+    for name, neutral in TOP_NEUTRAL.items():
+        if name in out and out[name] == neutral:
+            del out[name]
     return out
 
 
@@ -37,14 +44,30 @@ def run_key(data: Mapping[str, Any]) -> str:
     """A run's id: the hash of its canonical config without the sweep's name, so the same run
     in two sweep files is the same run."""
     canonical = canonical_config(data)
-    canonical.pop("sweep", None)
+    for name in UNHASHED:
+        canonical.pop(name, None)
     return _digest(canonical)
 
 
 def group_config(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A run's configuration without its seed and sweep name: the same for every seed of a
-    group, and different as soon as anything that shapes training differs."""
-    return {k: v for k, v in canonical_config(data).items() if k not in ("seed", "sweep")}
+    """A run's configuration without its seed, sweep name and user-code version: the same for
+    every seed of a group, and different as soon as any setting differs. The code version is
+    left out so that the gate compares an edited cell with its baseline (and flags the edit);
+    summaries refuse to pool two code versions (:func:`code_difference`)."""
+    skip = ("seed", "code", *UNHASHED)
+    return {k: v for k, v in canonical_config(data).items() if k not in skip}
+
+
+def code_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """'' where two run configurations ran the same user code, else which module differs:
+    "module 'mycells' (source 3fa1c2... -> 9b20e7...)"."""
+    a, b = dict(old.get("code") or {}), dict(new.get("code") or {})
+    for name in sorted(set(a) | set(b)):
+        if a.get(name) != b.get(name):
+            return (
+                f"module {name!r} (source {a.get(name) or 'absent'} -> {b.get(name) or 'absent'})"
+            )
+    return ""
 
 
 def group_hash(data: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ knows the registries: :mod:`rnnbench.sweep`). Sweep files are read by :mod:`rnnb
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,16 @@ class RunConfig:
     model: ModelSettings
     train: TrainSettings
     diagnostics: DiagnosticSettings
+    #: keyword arguments of a user cell's constructor (``[archs.NAME]``); part of the run id
+    arch_params: dict[str, Any] = field(default_factory=dict)
+    #: the user code the run runs: module name -> hash of its source (the sweep's ``imports``
+    #: and the modules defining its user cell and task). Part of the run id, so an edited cell
+    #: is trained again; empty for built-ins only.
+    code: dict[str, str] = field(default_factory=dict)
+    #: the fields this run's sweep varies beyond the five fixed axes, with this run's values
+    #: (``{"train.lr": 0.003}``): what reports group by. Not part of the run id: the values are
+    #: in the fields themselves, and the same run in two sweeps is the same run.
+    axes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def clip_spec(self) -> ClipSpec:
@@ -135,7 +146,7 @@ class RunConfig:
             }
         )
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
         """Canonical hash of the config (sorted-key JSON); the sweep's name is not part of it,
         so the same run in two sweep files is the same run."""

@@ -14,7 +14,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,13 @@ from rnnbench.config.hashing import group_config, group_hash
 from rnnbench.errors import ConfigError
 from rnnbench.gate.metrics import METRICS
 from rnnbench.gate.stats import seeds_needed, smallest_p
-from rnnbench.results.grouping import GROUP_KEYS, check_one_configuration, group_key, group_label
+from rnnbench.results.grouping import (
+    GROUP_KEYS,
+    check_one_configuration,
+    group_fields,
+    group_key,
+    group_label,
+)
 from rnnbench.results.record import RUN_STATUSES
 from rnnbench.version import __version__
 
@@ -62,6 +68,8 @@ class Group:
     status: list[str]
     trajectory_hash: list[str | None]
     values: dict[str, list[Any]]
+    #: the user code the runs ran (module -> source hash): an edit is flagged, not refused
+    code: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -77,6 +85,7 @@ class Group:
             "status": self.status,
             "trajectory_hash": self.trajectory_hash,
             "values": {k: [finite_or_none(v) for v in vs] for k, vs in self.values.items()},
+            **({"code": self.code} if self.code else {}),
         }
 
 
@@ -95,7 +104,7 @@ def groups_from_records(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any,
     for key, runs in sorted(by_key.items(), key=lambda item: json.dumps(item[0])):
         runs = sorted(runs, key=lambda r: int(r["seed"]))
         groups[key] = Group(
-            key=dict(zip(GROUP_KEYS, key, strict=True)),
+            key=group_fields(runs[0]),
             config_hash=group_hash(runs[0].get("config") or {}),
             config=group_config(runs[0].get("config") or {}),
             seeds=[int(r["seed"]) for r in runs],
@@ -103,6 +112,7 @@ def groups_from_records(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any,
             status=[str(r["status"]) for r in runs],
             trajectory_hash=[(r.get("metrics") or {}).get("trajectory_hash") for r in runs],
             values={m.name: [m.read(r) for r in runs] for m in METRICS.values()},
+            code=dict((runs[0].get("config") or {}).get("code") or {}),
         )
     return groups
 
@@ -253,6 +263,9 @@ def _parse_group(data: Any, where: str) -> Group:
         )
     config = data.get("config", {})
     _expect(isinstance(config, dict), f"{where}.config", "an object", config)
+    axes, code = data.get("axes", {}), data.get("code", {})
+    _expect(isinstance(axes, dict), f"{where}.axes", "an object of swept values", axes)
+    _expect(isinstance(code, dict), f"{where}.code", "an object of module source hashes", code)
     values = data.get("values")
     _expect(isinstance(values, dict), f"{where}.values", "an object of metric lists", values)
     parsed: dict[str, list[Any]] = {}
@@ -267,7 +280,7 @@ def _parse_group(data: Any, where: str) -> Group:
         _expect(ok and len(column) == n, f"{where}.values.{metric.name}", what, column)
         parsed[metric.name] = [math.nan if v is None else v for v in column]
     return Group(
-        key={k: data[k] for k in GROUP_KEYS},
+        key={k: data[k] for k in GROUP_KEYS} | ({"axes": axes} if axes else {}),
         config_hash=data["config_hash"],
         config=dict(config),
         seeds=list(seeds),
@@ -275,6 +288,7 @@ def _parse_group(data: Any, where: str) -> Group:
         status=list(data["status"]),
         trajectory_hash=list(data["trajectory_hash"]),
         values=parsed,
+        code=dict(code),
     )
 
 

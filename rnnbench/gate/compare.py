@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnbench.config.hashing import config_difference, group_hash
+from rnnbench.config.hashing import code_difference, config_difference, group_hash
 from rnnbench.errors import ConfigError
 from rnnbench.gate.baseline import ENV_KEYS, Baseline, Group, groups_from_records, summarize_env
 from rnnbench.gate.checks import (
@@ -29,7 +29,7 @@ from rnnbench.gate.checks import (
 )
 from rnnbench.gate.metrics import METRICS
 from rnnbench.gate.verdict import Comparison, Row
-from rnnbench.results.grouping import group_key
+from rnnbench.results.grouping import check_one_configuration, group_key
 
 DEFAULT_ALPHA = 0.05
 
@@ -110,6 +110,10 @@ def _select(
         if runs is None:
             missing.append(group.label)
             continue
+        check_one_configuration(runs, "store")  # one version of the user code per group
+        edit = code_difference({"code": group.code}, runs[0].get("config") or {})
+        if edit:
+            notes.append(f"{group.label}: user code changed since the baseline: {edit}")
         selected.append((group, runs))
     if missing:
         raise ConfigError(
@@ -215,9 +219,7 @@ def _baseline_info(baseline: Baseline) -> str:
     )
 
 
-def _power(
-    gathered: _Gathered, alpha: float, correction: str, allowed: bool, hint: str
-) -> Power:
+def _power(gathered: _Gathered, alpha: float, correction: str, allowed: bool, hint: str) -> Power:
     """What the checks can see; refuses (or, ``allowed``, warns) where nothing could be
     detected. Facts still see without statistics: bitwise trajectories (--exact on the same
     environment and seeds) and runs that errored."""

@@ -5,12 +5,14 @@
 * ``architectures``: the :data:`ARCHITECTURES` registry and :func:`register_cell`
 * ``init``: the :data:`INITS` registry of recurrent-weight initialisations
 * ``model``: :class:`RecurrentModel` (core + head) and :func:`make_model`
+* ``contract``: the user-cell contract, checked before a sweep runs (:func:`check_cells`)
 
 Importing the package registers the built-in architectures.
 """
 
 from rnnbench.models.architectures import ARCHITECTURES, Architecture, register_cell
 from rnnbench.models.cells import CellCore, CellFactory
+from rnnbench.models.contract import CellUse, check_cells
 from rnnbench.models.cores import (
     BUILTIN_ARCHS,
     IMPLS,
@@ -31,9 +33,11 @@ __all__ = [
     "Architecture",
     "CellCore",
     "CellFactory",
+    "CellUse",
     "RecurrentCore",
     "RecurrentModel",
     "TorchCore",
+    "check_cells",
     "check_impl",
     "count_parameters",
     "make_model",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from rnnbench.config.params import ParamSpec, signature_params
+from rnnbench.errors import ConfigError
 from rnnbench.models.cells import CellCore, CellFactory
 from rnnbench.models.cores import RecurrentCore, TorchCore
 from rnnbench.registry import Registry, origin
@@ -12,9 +15,9 @@ from rnnbench.registry import Registry, origin
 
 @dataclass(frozen=True)
 class Architecture:
-    """How to build a core for ``(input_size, hidden_size, num_layers)``."""
+    """How to build a core for ``(input_size, hidden_size, num_layers, params)``."""
 
-    build: Callable[[int, int, int], RecurrentCore]
+    build: Callable[[int, int, int, dict[str, Any]], RecurrentCore]
     description: str
     #: H x H blocks in the recurrent weight (1 RNN, 3 GRU, 4 LSTM): the g of the cost model
     #: (:mod:`rnnbench.execution.cost`). A user cell's is unknown; 1 keeps its estimate a lower
@@ -23,6 +26,25 @@ class Architecture:
     #: where the core is defined (``module.qualname`` of a user cell), so that registering
     #: the same cell again is told apart from another cell under a taken name
     origin: str = ""
+    #: the parameters ``[archs.NAME]`` may set (a user cell's constructor's); None: none
+    params: ParamSpec | None = None
+    #: the module that defines it, for the run's code version; None for the built-ins
+    module: str | None = None
+
+    @property
+    def user(self) -> bool:
+        return self.module is not None
+
+    def check_params(self, name: str, values: dict[str, Any], where: str) -> dict[str, Any]:
+        """``values`` for ``[archs.NAME]`` checked against what the architecture accepts."""
+        if self.params is None:
+            if values:
+                raise ConfigError(
+                    f"{where}: {name!r} is a built-in architecture and takes no parameters; "
+                    "its settings are in [model]"
+                )
+            return {}
+        return self.params.check(where, values)
 
 
 ARCHITECTURES: Registry[Architecture] = Registry("arch")
@@ -30,7 +52,7 @@ ARCHITECTURES: Registry[Architecture] = Registry("arch")
 
 def _torch_arch(mode: str, description: str, gates: int) -> Architecture:
     return Architecture(
-        lambda i, h, n: TorchCore(mode, i, h, n), description, gates, f"torch.nn ({mode})"
+        lambda i, h, n, _: TorchCore(mode, i, h, n), description, gates, f"torch.nn ({mode})"
     )
 
 
@@ -41,7 +63,9 @@ ARCHITECTURES.add("gru", _torch_arch("gru", "GRU (nn.GRU)", 3))
 
 
 def register_cell(name: str, description: str = "") -> Callable[[CellFactory], CellFactory]:
-    """Register a user recurrent cell under ``name`` (see the module docstring for the contract).
+    """Register a user recurrent cell under ``name`` (the contract:
+    :mod:`rnnbench.models.cells`). Its constructor's parameters after ``input_size`` and
+    ``hidden_size`` are settable from the sweep's ``[archs.NAME]``.
 
     >>> import torch
     >>> from torch import nn
@@ -68,9 +92,11 @@ def register_cell(name: str, description: str = "") -> Callable[[CellFactory], C
         ARCHITECTURES.add(
             name,
             Architecture(
-                lambda i, h, n: CellCore(factory, i, h, n),
+                lambda i, h, n, params: CellCore(factory, i, h, n, params),
                 description or f"user cell {getattr(factory, '__name__', name)}",
                 origin=origin(factory) or "",
+                params=signature_params(factory),
+                module=getattr(factory, "__module__", None) or "__main__",
             ),
         )
         return factory

@@ -2,16 +2,28 @@
 
 A user cell is any ``nn.Module`` with
 
-* ``__init__(input_size, hidden_size)``
+* ``__init__(input_size, hidden_size, **params)``; ``params`` come from the sweep's
+  ``[archs.NAME]`` (checked against the signature: :mod:`rnnbench.config.params`)
 * ``init_state(batch_size, device, dtype) -> tuple[Tensor, ...]`` whose first element is h
-* ``forward(x_t [B, I], state) -> state`` (a tuple whose first element is the new h)
+* ``forward(x_t [B, I], state) -> state`` (a tuple whose first element is the new h, the
+  state the next step reads)
 
-Register it with ``register_cell("mycell")(MyCell)`` (:mod:`rnnbench.models.architectures`).
+and two optional hooks:
+
+* ``begin_sequence()``, called once per forward before the unroll: for weights computed once
+  per sequence (a parametrized W that would otherwise be recomputed at every step's read);
+* ``after_step()``, called after every optimizer step: for projections and constraints (LTC's
+  ``apply_weight_constraints``).
+
+Register it with ``register_cell("mycell")(MyCell)`` (:mod:`rnnbench.models.architectures`);
+:mod:`rnnbench.models.contract` checks the contract before a sweep runs.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +31,7 @@ from torch import Tensor, nn
 from rnnbench.errors import ConfigError
 from rnnbench.models.cores import RecurrentCore
 
-CellFactory = Callable[[int, int], nn.Module]
+CellFactory = Callable[..., nn.Module]
 
 
 class CellCore(RecurrentCore):
@@ -29,19 +41,40 @@ class CellCore(RecurrentCore):
     impl = "loop"
 
     def __init__(
-        self, cell_factory: CellFactory, input_size: int, hidden_size: int, num_layers: int
+        self,
+        cell_factory: CellFactory,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.cells = nn.ModuleList(
-            cell_factory(input_size if k == 0 else hidden_size, hidden_size)
+            cell_factory(input_size if k == 0 else hidden_size, hidden_size, **(params or {}))
             for k in range(num_layers)
         )
+        # the optional hooks, found once, so a step pays nothing without them
+        self._begin = _hooks(self.cells, "begin_sequence")
+        self._after = _hooks(self.cells, "after_step")
+
+    def begin_sequence(self) -> None:
+        for hook in self._begin:
+            hook()
+
+    def after_step(self) -> None:
+        for hook in self._after:
+            hook()
+
+    @property
+    def has_after_step(self) -> bool:
+        return bool(self._after)
 
     def forward(self, x: Tensor, perturbation: Tensor | None = None) -> Tensor:
         """``perturbation`` ``[T, B, H]``, if given, is added to the top layer's h_t before it
         feeds step t+1 and the head, so its gradient is exactly dL/dh_t."""
+        self.begin_sequence()
         batch = x.shape[0]
         states = [cell.init_state(batch, x.device, x.dtype) for cell in self.cells]  # type: ignore[operator]
         top = self.num_layers - 1
@@ -57,14 +90,23 @@ class CellCore(RecurrentCore):
             outputs.append(inp)
         return torch.stack(outputs, dim=1)
 
-    def recurrent_weights(self) -> list[Tensor]:
-        weights = []
+    def recurrent_slots(self) -> list[tuple[nn.Module, str]]:
+        slots = []
         for cell in self.cells:
-            weight = getattr(cell, "weight_hh", None)
-            if not isinstance(weight, Tensor):
+            if not isinstance(getattr(cell, "weight_hh", None), Tensor):
                 raise ConfigError(
-                    "model.init: 'orthogonal' and 'identity' need the cell to name its "
-                    "recurrent weight 'weight_hh'; use init = \"default\""
+                    f"model.init: {type(cell).__name__} has no recurrent weight named "
+                    "'weight_hh', so init and init_gain cannot act on it; name it so, or use "
+                    'init = "default" with init_gain = 1'
                 )
-            weights.append(weight)
-        return weights
+            slots.append((cell, "weight_hh"))
+        return slots
+
+
+def _hooks(cells: nn.ModuleList, name: str) -> list[Callable[[], Any]]:
+    # looked up on the class: nn.Module.__getattr__ would also find submodules and parameters
+    return [
+        functools.partial(getattr(type(cell), name), cell)
+        for cell in cells
+        if callable(getattr(type(cell), name, None))
+    ]

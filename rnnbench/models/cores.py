@@ -28,9 +28,22 @@ class RecurrentCore(nn.Module):
     num_layers: int
     impl: str  # how it runs: "fused" or "loop" (``model.impl``; recorded as metrics.impl)
 
-    def recurrent_weights(self) -> list[Tensor]:
-        """The hidden-to-hidden weight matrix of each layer (gate blocks stacked on dim 0)."""
+    def recurrent_slots(self) -> list[tuple[nn.Module, str]]:
+        """Where each layer's hidden-to-hidden weight matrix lives (gate blocks stacked on dim
+        0), as (module, attribute): what ``model.init`` writes, through ``setattr`` where the
+        attribute is parametrized."""
         raise NotImplementedError
+
+    def recurrent_weights(self) -> list[Tensor]:
+        """The hidden-to-hidden weight matrix of each layer, as the core reads it."""
+        return [getattr(module, name) for module, name in self.recurrent_slots()]
+
+    def after_step(self) -> None:
+        """Called after every optimizer step (a user cell's constraints); nothing here."""
+
+    @property
+    def has_after_step(self) -> bool:
+        return False
 
 
 # torch.<mode>_cell(input, hx, w_ih, w_hh, b_ih, b_hh): one step of the same cell as the fused
@@ -138,8 +151,8 @@ class TorchCore(RecurrentCore):
             inputs = unroll(self.mode, inputs, self.layer_params(layer))
         return inputs
 
-    def recurrent_weights(self) -> list[Tensor]:
-        return [getattr(self.rnn, f"weight_hh_l{k}") for k in range(self.num_layers)]
+    def recurrent_slots(self) -> list[tuple[nn.Module, str]]:
+        return [(self.rnn, f"weight_hh_l{k}") for k in range(self.num_layers)]
 
     def layer_params(self, layer: int) -> list[Tensor]:
         """``[w_ih, w_hh, b_ih, b_hh]`` of one layer, in the order ``torch.lstm`` & co. take."""

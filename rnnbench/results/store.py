@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 from rnnbench.errors import StoreError, StoreLockedError
 from rnnbench.results import lock, schema
+from rnnbench.results.grouping import axes_of, axis_columns
 from rnnbench.results.record import (
     COMPLETED_STATUSES,
     FIELDS,
@@ -269,7 +270,8 @@ class Store:
         return [RunRecord(**row) for row in self._rows()]
 
     def dataframe(self) -> pandas.DataFrame:
-        """One row per run: typed scalar columns, then the nested fields as Python objects.
+        """One row per run: typed scalar columns, the nested fields as Python objects, then the
+        columns :func:`derived_columns` reads out of them (the parameter count, swept fields).
 
         dtypes: TEXT -> object (str/None); INTEGER -> int64, or nullable Int64 when some run
         has no value; REAL -> float64 (NaN for missing); BOOL -> bool, or object holding
@@ -295,6 +297,8 @@ class Store:
             for i, row in enumerate(rows):
                 column.iat[i] = row[name]  # element-wise, so lists are never broadcast
             data[name] = column
+        for name, values in derived_columns(rows).items():
+            data[name] = pd.Series(values, dtype="Int64" if name == "parameters" else None)
         return pd.DataFrame(data)
 
     def count(self) -> int:
@@ -322,6 +326,18 @@ class Store:
         """``PRAGMA integrity_check``: "ok", or the problems found, one per line."""
         rows = self.conn.execute("PRAGMA integrity_check").fetchall()
         return "\n".join(str(row[0]) for row in rows)
+
+
+def derived_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Columns read out of the nested fields: ``parameters`` (the run's trainable parameter
+    count) and one per swept field (``train.lr``; None for a run whose sweep does not vary it,
+    as a scoped axis ``[grid.archs.NAME]`` leaves the other architectures' runs)."""
+    columns: dict[str, list[Any]] = {
+        "parameters": [(row.get("metrics") or {}).get("parameters") for row in rows]
+    }
+    for path in axis_columns(row.get("config") for row in rows):
+        columns[path] = [axes_of(row).get(path) for row in rows]
+    return columns
 
 
 def load_results(store: str | os.PathLike[str]) -> pandas.DataFrame:

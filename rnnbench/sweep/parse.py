@@ -14,6 +14,13 @@ Layout (every section but ``[grid]`` optional)::
     seq_len = [20, 50]
     clip = ["none", "norm:1.0"]
     seed = [0, 1]
+    [grid.train]            # any settings field as an axis (also grid.model, grid.diagnostics)
+    lr = [1e-3, 3e-3]
+    [grid.tasks.adding]     # a task's parameters, multiplying only that task's runs
+    placement = ["halves", "anywhere"]
+    [grid.archs.mycell]     # a user cell's parameters, multiplying only that cell's runs
+    gate_bias = [0.0, 1.0]
+    [archs.mycell]          # a user cell's constructor parameters
     [model]                 # ModelSettings
     [train]                 # TrainSettings
     [diagnostics]           # DiagnosticSettings
@@ -24,9 +31,10 @@ Layout (every section but ``[grid]`` optional)::
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +47,14 @@ from rnnbench.config.schema import (
     TrainSettings,
 )
 from rnnbench.errors import ConfigError
-from rnnbench.models import ARCHITECTURES, IMPLS, INITS, check_impl
-from rnnbench.registry import Registry, import_plugins
-from rnnbench.tasks import TASKS, make_task
+from rnnbench.models import ARCHITECTURES, IMPLS, INITS, CellUse, check_cells, check_impl
+from rnnbench.registry import Registry, import_plugins, source_hash
+from rnnbench.sweep.grid import FIXED_AXES, NESTED, Axis, GridAxes, combinations, parse_grid_axes
+from rnnbench.tasks import TASKS, make_task, task_for
 from rnnbench.training import OPTIMIZERS
 
-GRID_AXES = ("task", "arch", "seq_len", "clip", "seed")
-TOP_LEVEL_KEYS = ("name", "imports", "grid", "model", "train", "diagnostics", "tasks")
+GRID_AXES = FIXED_AXES
+TOP_LEVEL_KEYS = ("name", "imports", "grid", "model", "train", "diagnostics", "tasks", "archs")
 
 #: The registries named by the settings' field metadata (``{"registry": "optimizer"}``).
 CHOICES: Choices = {"impl": IMPLS, "init": INITS, "optimizer": OPTIMIZERS}
@@ -107,9 +116,12 @@ def _grid(data: dict[str, Any]) -> dict[str, list[Any]]:
     grid = data.get("grid")
     if not isinstance(grid, dict):
         raise ConfigError("grid: required table with axes " + ", ".join(GRID_AXES))
-    extra = sorted(set(grid) - set(GRID_AXES))
+    extra = sorted(set(grid) - set(GRID_AXES) - set(NESTED))
     if extra:
-        raise ConfigError(f"grid.{extra[0]}: unknown axis; allowed: {', '.join(GRID_AXES)}")
+        raise ConfigError(
+            f"grid.{extra[0]}: unknown axis; allowed: {', '.join(GRID_AXES)}, and the tables "
+            f"{', '.join(f'[grid.{n}]' for n in NESTED)}"
+        )
     return {
         "task": _grid_axis(grid, "task", TASKS),
         "arch": _grid_axis(grid, "arch", ARCHITECTURES),
@@ -179,10 +191,26 @@ def _header(data: dict[str, Any], default_name: str, base: str | None) -> tuple[
     return name, imports
 
 
+def _arch_tables(data: dict[str, Any], archs: list[str]) -> dict[str, dict[str, Any]]:
+    """The ``[archs.NAME]`` tables: each names an architecture of the grid, and its keys are
+    parameters of that cell's constructor, checked against its signature."""
+    tables = data.get("archs", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"archs: expected a table of per-architecture parameters, got {tables!r}")
+    out = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"archs.{name}: expected a table of parameters, got {table!r}")
+        if name not in archs:
+            raise ConfigError(f"archs.{name}: not in grid.arch; allowed: {', '.join(archs)}")
+        out[name] = ARCHITECTURES.get(name).check_params(name, table, f"archs.{name}")
+    return out
+
+
 def parse_sweep(
     data: dict[str, Any], *, default_name: str = "sweep", source: str = "", base: str | None = None
 ) -> Sweep:
-    """Validate a parsed sweep document and expand its grid."""
+    """Validate a parsed sweep document, expand its grid and check its user cells."""
     name, imports = _header(data, default_name, base)
     axes = _grid(data)
     model = parse_section(ModelSettings, data.get("model", {}), "model", CHOICES)
@@ -195,28 +223,155 @@ def parse_sweep(
         task: _task_plan(task, tables.get(task, {}), axes["seq_len"], model, train)
         for task in axes["task"]
     }
-    runs: list[RunConfig] = []
-    for task_name, arch, clip, seed in itertools.product(
-        axes["task"], axes["arch"], axes["clip"], axes["seed"]
-    ):
-        plan = plans[task_name]
-        check_impl(plan.model.impl, arch)
-        runs.extend(
-            RunConfig(
-                sweep=name,
-                task=task_name,
-                task_params=plan.params,
-                arch=arch,
-                seq_len=seq_len,
-                clip=str(ClipSpec.parse(clip)),
-                seed=seed,
-                model=plan.model,
-                train=plan.train,
-                diagnostics=diagnostics,
-            )
-            for seq_len in plan.seq_lens
-        )
+    nested = parse_grid_axes(
+        data["grid"],
+        data,
+        axes["task"],
+        axes["arch"],
+        CHOICES,
+        {task: plan.seq_lens[0] for task, plan in plans.items()},
+    )
+    grid = _Grid(
+        name, axes, plans, _arch_tables(data, axes["arch"]), nested, diagnostics, _Code(imports)
+    )
+    runs = grid.expand()
+    check_cells(_cell_uses(runs))
     return Sweep(name=name, runs=runs, source=source, imports=tuple(imports), base=base)
+
+
+def _keys(combo: dict[str, Any]) -> dict[str, Any]:
+    """``{"tasks.adding.placement": v}`` -> ``{"placement": v}``."""
+    return {path.rsplit(".", 1)[1]: value for path, value in combo.items()}
+
+
+@dataclass
+class _Code:
+    """The run's code versions: source hashes of the sweep's imports and of the modules that
+    define its user cell and task (read once per module)."""
+
+    imports: list[str]
+    _hashes: dict[str, str] = field(default_factory=dict)
+
+    def _hash(self, module: str) -> str:
+        if module not in self._hashes:
+            self._hashes[module] = source_hash(module)
+        return self._hashes[module]
+
+    def of(self, task: str, arch: str) -> dict[str, str]:
+        modules = list(self.imports)
+        spec = ARCHITECTURES.get(arch)
+        if spec.module is not None:
+            modules.append(spec.module)
+        task_module = TASKS.get(task).__module__
+        if not task_module.startswith("rnnbench."):
+            modules.append(task_module)
+        return {module: self._hash(module) for module in sorted(set(modules))}
+
+
+@dataclass
+class _Grid:
+    """A sweep's axes, expanded into runs by :meth:`expand`."""
+
+    name: str
+    fixed: dict[str, list[Any]]
+    plans: dict[str, _TaskPlan]
+    arch_params: dict[str, dict[str, Any]]
+    nested: GridAxes
+    diagnostics: DiagnosticSettings
+    code: _Code
+
+    def _settings(self, plan: _TaskPlan, combo: dict[str, Any]) -> tuple[Any, Any, Any]:
+        def part(section: str) -> dict[str, Any]:
+            return {p.split(".", 1)[1]: v for p, v in combo.items() if p.startswith(section + ".")}
+
+        return (
+            dataclasses.replace(plan.model, **part("model")),
+            dataclasses.replace(plan.train, **part("train")),
+            dataclasses.replace(self.diagnostics, **part("diagnostics")),
+        )
+
+    def _arch_combos(self, arch: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(cell parameters, swept values) of each combination of ``arch``'s axes."""
+        out = []
+        for combo in combinations(self.nested.archs.get(arch, [])):
+            params = {**self.arch_params.get(arch, {}), **_keys(combo)}
+            spec = ARCHITECTURES.get(arch).params
+            if spec is not None:
+                spec.check_required(f"archs.{arch}", params)
+            out.append((params, combo))
+        return out
+
+    def expand(self) -> list[RunConfig]:
+        settings_axes: list[Axis] = [a for axes in self.nested.settings.values() for a in axes]
+        runs: list[RunConfig] = []
+        for task_name in self.fixed["task"]:
+            plan = self.plans[task_name]
+            for task_combo in combinations(self.nested.tasks.get(task_name, [])):
+                params = {**plan.params, **_keys(task_combo)}
+                for seq_len in plan.seq_lens:  # the combination as a whole, at every T
+                    make_task(task_name, seq_len=seq_len, **params)
+                for combo in combinations(settings_axes):
+                    model, train, diagnostics = self._settings(plan, combo)
+                    for arch in self.fixed["arch"]:
+                        check_impl(model.impl, arch)
+                        for arch_params, arch_combo in self._arch_combos(arch):
+                            template = RunConfig(
+                                sweep=self.name,
+                                task=task_name,
+                                task_params=params,
+                                arch=arch,
+                                seq_len=0,
+                                clip="none",
+                                seed=0,
+                                model=model,
+                                train=train,
+                                diagnostics=diagnostics,
+                                arch_params=arch_params,
+                                code=self.code.of(task_name, arch),
+                                axes={**task_combo, **combo, **arch_combo},
+                            )
+                            runs.extend(self._fixed_runs(template, plan.seq_lens))
+        return runs
+
+    def _fixed_runs(self, template: RunConfig, seq_lens: list[int]) -> list[RunConfig]:
+        return [
+            dataclasses.replace(
+                template, seq_len=seq_len, clip=str(ClipSpec.parse(clip)), seed=seed
+            )
+            for clip, seed, seq_len in itertools.product(
+                self.fixed["clip"], self.fixed["seed"], seq_lens
+            )
+        ]
+
+
+def _cell_uses(runs: list[RunConfig]) -> list[CellUse]:
+    """The distinct ways the runs build a user cell, for the contract check."""
+    uses: dict[tuple[Any, ...], CellUse] = {}
+    for run in runs:
+        if not ARCHITECTURES.get(run.arch).user:
+            continue
+        m = run.model
+        key = (
+            run.arch,
+            repr(run.arch_params),
+            run.task,
+            repr(run.task_params),
+            m.hidden_size,
+            m.num_layers,
+            m.init,
+            m.init_gain,
+        )
+        if key not in uses:
+            uses[key] = CellUse(
+                run.arch,
+                tuple(run.arch_params.items()),
+                task_for(run),
+                m.hidden_size,
+                m.num_layers,
+                m.init,
+                m.init_gain,
+            )
+    return list(uses.values())
 
 
 def load_sweep(path: str | Path) -> Sweep:

@@ -116,6 +116,7 @@ def build_model(config: RunConfig, task: Task, device: str = "cpu") -> Recurrent
         init_gain=config.model.init_gain,
         seed=derive_seed("model", config.seed),
         impl=impl,
+        arch_params=config.arch_params,
     ).to(device)
 
 
@@ -227,6 +228,8 @@ def _step(run: _Run, trajectory: _Trajectory, step: int) -> bool:
         trajectory.param_stats.append(_param_stats(run.model, step))
     trajectory.clip_flags.append(run.clipper(run.params, run.clip.threshold, total))
     run.optimizer.step()
+    if run.model.core.has_after_step:  # a user cell's constraints (models.cells)
+        run.model.core.after_step()
     return True
 
 

@@ -7,12 +7,15 @@ hash and the down-sampled curves, and the record of a run that raised.
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
+import importlib.metadata
 import math
 import os
 import platform
 import subprocess
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +47,48 @@ def _git_revision() -> str | None:
     return (
         revision if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision) else None
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions_of_packages() -> dict[str, list[str]]:
+    return dict(importlib.metadata.packages_distributions())
+
+
+@functools.lru_cache(maxsize=64)
+def _imported_distributions(module: str, source_hash: str) -> dict[str, str]:
+    """The installed distributions (name -> version) that ``module``'s source imports, read
+    from its import statements (``source_hash`` keys the cache: an edit reads them anew)."""
+    where = getattr(sys.modules.get(module), "__file__", None)
+    try:
+        tree = ast.parse(Path(where).read_bytes()) if where else None
+    except (OSError, SyntaxError, ValueError):
+        tree = None
+    if tree is None:
+        return {}
+    tops = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            tops |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            tops.add(node.module.split(".")[0])
+    found: dict[str, str] = {}
+    for top in sorted(tops):
+        for dist in _distributions_of_packages().get(top, []):
+            try:
+                found[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return found
+
+
+def user_code(config: RunConfig) -> dict[str, Any]:
+    """The user code a run ran: its modules' source hashes (the config's ``code``, part of the
+    run id) and the versions of the distributions they import (recorded, not hashed: a new
+    torch does not invalidate a store)."""
+    distributions: dict[str, str] = {}
+    for module, digest in config.code.items():
+        distributions |= _imported_distributions(module, digest)
+    return {"modules": dict(config.code), "distributions": distributions}
 
 
 def environment(device: str) -> dict[str, Any]:
@@ -97,7 +142,7 @@ def identity(config: RunConfig, device: str) -> dict[str, Any]:
         "clip": config.clip,
         "seed": config.seed,
         "config": config.to_dict(),
-        "env": environment(device),
+        "env": environment(device) | ({"user_code": user_code(config)} if config.code else {}),
     }
 
 
