@@ -11,7 +11,7 @@ seeds are identical. With n seeds per side the smallest attainable p is 1 / C(2n
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +91,7 @@ def _select(
     notes: list[str] = []
     selected: list[tuple[Group, Records]] = []
     missing: list[str] = []
+    edits: Counter[str] = Counter()
     for key, group in baseline.groups.items():
         configs = index.get(key, {})
         runs = configs.get(group.config_hash)
@@ -113,8 +114,13 @@ def _select(
         check_one_configuration(runs, "store")  # one version of the user code per group
         edit = code_difference({"code": group.code}, runs[0].get("config") or {})
         if edit:
-            notes.append(f"{group.label}: user code changed since the baseline: {edit}")
+            edits[edit] += 1
         selected.append((group, runs))
+    # an edited cell is what the gate is for: flagged once per edit, not refused
+    notes += [
+        f"user code changed since the baseline: {edit} (in {n} of {len(baseline.groups)} groups)"
+        for edit, n in edits.items()
+    ]
     if missing:
         raise ConfigError(
             f"{_other_sweep(baseline, records)}"
