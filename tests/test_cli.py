@@ -110,7 +110,8 @@ def test_cuda_on_a_machine_without_it_exits_2_and_writes_nothing(
 def test_list_shows_registries(capsys) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "tasks: adding, copy" in out and "arch lstm" in out
+    assert "  adding: Adding problem" in out and "  copy: Copy-memory task" in out
+    assert "  lstm: LSTM (nn.LSTM)" in out and "    n_symbols: int = 8" in out
 
 
 def readme_block(marker: str, language: str) -> str:
