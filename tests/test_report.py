@@ -29,7 +29,8 @@ probe_max_lag = 4
 probe_size = 32
 curve_points = 50
 """
-TINY = """
+TINY = (
+    """
 name = "tiny"
 [grid]
 task = ["copy", "adding"]
@@ -43,9 +44,12 @@ hidden_size = 8
 steps = 20
 batch_size = 16
 lr = 1e-2
-""" + _DIAG
+"""
+    + _DIAG
+)
 # identity init with gain 3 and lr 10 on a ReLU RNN: the gradient explodes within a few steps
-DIVERGE = """
+DIVERGE = (
+    """
 name = "diverge"
 [grid]
 task = ["adding"]
@@ -61,7 +65,9 @@ init_gain = 3.0
 steps = 20
 batch_size = 16
 lr = 10.0
-""" + _DIAG
+"""
+    + _DIAG
+)
 
 
 def _build(stores: list[Path], out: Path, labels: list[str] | None = None) -> Path:
@@ -127,8 +133,12 @@ def test_headline_solved_counts_match_the_store(store: Path, report: Path) -> No
     table = pd.read_csv(report.parent / "tables" / "headline.csv")
     assert len(table) == frame.groupby(["task", "arch", "seq_len", "clip"]).ngroups
     for row in table.itertuples():
-        runs = frame[(frame["task"] == row.task) & (frame["arch"] == row.arch)
-                     & (frame["seq_len"] == row.seq_len) & (frame["clip"] == row.clip)]
+        runs = frame[
+            (frame["task"] == row.task)
+            & (frame["arch"] == row.arch)
+            & (frame["seq_len"] == row.seq_len)
+            & (frame["clip"] == row.clip)
+        ]
         assert row.runs == len(runs)
         assert row.solved == sum(v is True for v in runs["solved"])
         losses = runs["normalized_loss"].dropna()
@@ -141,8 +151,9 @@ def test_headline_solved_counts_match_the_store(store: Path, report: Path) -> No
 
 
 def test_comparison_mode_has_label_and_difference_columns(store: Path, tmp_path: Path) -> None:
-    other = _edited_copy(store, tmp_path / "other.db",
-                         "UPDATE runs SET normalized_loss = normalized_loss * 2")
+    other = _edited_copy(
+        store, tmp_path / "other.db", "UPDATE runs SET normalized_loss = normalized_loss * 2"
+    )
     index = _build([store, other], tmp_path / "cmp", labels=["mine", "lstm<ref>"])
     text = index.read_text()
     md = (tmp_path / "cmp" / "report.md").read_text()
@@ -156,24 +167,33 @@ def test_comparison_mode_has_label_and_difference_columns(store: Path, tmp_path:
 @pytest.mark.parametrize(
     "case, statements",
     [
-        ("errors_and_diverged", [
-            "UPDATE runs SET status='error', error='RuntimeError: <boom> & co', final_loss=NULL,"
-            " normalized_loss=NULL, solved=NULL, grad_factor=NULL, curves=NULL, profiles=NULL,"
-            " probe=NULL WHERE seed = 1 AND task = 'copy'",
-        ]),
+        (
+            "errors_and_diverged",
+            [
+                "UPDATE runs SET status='error', error='RuntimeError: <boom> & co',"
+                " final_loss=NULL,"
+                " normalized_loss=NULL, solved=NULL, grad_factor=NULL, curves=NULL, profiles=NULL,"
+                " probe=NULL WHERE seed = 1 AND task = 'copy'",
+            ],
+        ),
         ("single_seed_single_T", ["DELETE FROM runs WHERE seed = 1 OR seq_len = 6"]),
         # an incomplete sweep: one clip mode lacks a T entirely (a heatmap column is empty)
         ("missing_cells", ["DELETE FROM runs WHERE clip = 'norm:1' AND seq_len = 10"]),
-        ("only_errors", [
-            "UPDATE runs SET status='error', error='boom', final_loss=NULL, normalized_loss=NULL,"
-            " solved=NULL, grad_factor=NULL, grad_factor_init=NULL, max_grad_norm=NULL,"
-            " memory_capacity=NULL, probe_span=NULL, curves=NULL, profiles=NULL, probe=NULL,"
-            " diverged_step=NULL",
-        ]),
+        (
+            "only_errors",
+            [
+                "UPDATE runs SET status='error', error='boom', final_loss=NULL,"
+                " normalized_loss=NULL,"
+                " solved=NULL, grad_factor=NULL, grad_factor_init=NULL, max_grad_norm=NULL,"
+                " memory_capacity=NULL, probe_span=NULL, curves=NULL, profiles=NULL, probe=NULL,"
+                " diverged_step=NULL",
+            ],
+        ),
     ],
 )
-def test_edge_case_stores_build(store: Path, tmp_path: Path, case: str,
-                                statements: list[str]) -> None:
+def test_edge_case_stores_build(
+    store: Path, tmp_path: Path, case: str, statements: list[str]
+) -> None:
     edited = _edited_copy(store, tmp_path / f"{case}.db", *statements)
     index = _build([edited], tmp_path / case)
     text = index.read_text()
@@ -187,8 +207,9 @@ def test_edge_case_stores_build(store: Path, tmp_path: Path, case: str,
 
 # --- real browser -------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists()
-                                        else None)
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+)
 # Injected into a copy of the page: collects errors (a failed <img> fires a capturing 'error'
 # event on window), console.error calls, image decode state and non-data resource requests, and
 # writes them as JSON into the DOM, which --dump-dom returns.
@@ -221,23 +242,43 @@ def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", *args],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
-                    "(scripts/setup.sh --with-browser installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="chromium is not installed (scripts/setup.sh --with-browser installs it)",
+)
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     probed = tmp_path / "probed.html"
     probed.write_text(report.read_text().replace("<head>", "<head>" + _PROBE, 1))
     result = _chromium("--virtual-time-budget=10000", "--dump-dom", probed.as_uri())
     match = re.search(r"<pre id=\"__probe\">(.*?)</pre>", result.stdout, re.S)
     assert match, f"probe did not run; stderr: {result.stderr[-2000:]}"
-    found = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&")
-                       .replace("&lt;", "<").replace("&gt;", ">"))
+    found = json.loads(
+        match.group(1)
+        .replace("&quot;", '"')
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+    )
     assert found["images"] >= 7
     assert found["undecoded"] == []
     assert found["errors"] == []

@@ -25,6 +25,5 @@ def test_an_errored_run_counts_as_unsolved_without_a_warning() -> None:
         warnings.simplefilter("error")
         spans = task_spans(frame)
     assert spans.to_dict("records") == [
-        {"task": "adding", "arch": "rnn", "clip": "none", "task_span": 5.0,
-         "first_unsolved": 10.0}
+        {"task": "adding", "arch": "rnn", "clip": "none", "task_span": 5.0, "first_unsolved": 10.0}
     ]

@@ -22,8 +22,11 @@ import pandas as pd
 
 from rnnbench.errors import ConfigError
 from rnnbench.report import figures as figs
-from rnnbench.report.figures import Ctx, Figures, palette
+from rnnbench.report.axes import Axes, figure_runs, swept_axes
+from rnnbench.report.figures import Figures
+from rnnbench.report.models import models_numbers, models_view
 from rnnbench.report.render import Section, html_table, md_table, render_html, save_figure
+from rnnbench.report.style import Ctx
 from rnnbench.report.tables import (
     DASH,
     headline_numbers,
@@ -145,15 +148,34 @@ _FIGURE_SECTIONS = (
 )
 
 
-def _table_sections(frame: pd.DataFrame, labels: list[str], tabledir: Path) -> list[Section]:
-    """The headline, memory and stability sections; their numbers are written as CSV."""
+def _models_section(models: pd.DataFrame, labels: list[str], axes: Axes) -> Section:
+    s = Section("models", "Models: trainable parameters")
+    s.para(
+        "Trainable parameter count per architecture and task (input and output widths are "
+        "the task's); in parentheses, the ratio to the task's smallest model: read a solved "
+        "count against the size of the model that reached it."
+    )
+    if models["parameters_min"].notna().any():
+        s.table("", models_view(models, labels, list(axes.shown)))
+    else:
+        s.para("Not recorded: these runs were stored before rnnbench recorded the count.")
+    return s
+
+
+def _table_sections(
+    frame: pd.DataFrame, labels: list[str], tabledir: Path, axes: Axes
+) -> list[Section]:
+    """The headline, models, memory and stability sections; their numbers are written as CSV
+    (with a column per swept field, even a fixed one; the views show the varying ones)."""
     headline = headline_numbers(frame)
     stability = stability_numbers(frame)
     memory = memory_numbers(frame)
+    models = models_numbers(frame)
     for name, table in (
         ("headline", headline),
         ("stability", stability),
         ("memory", memory),
+        ("models", models),
         ("problem_runs", problem_runs(frame)),
     ):
         table.to_csv(tabledir / f"{name}.csv", index=False)
@@ -161,13 +183,14 @@ def _table_sections(frame: pd.DataFrame, labels: list[str], tabledir: Path) -> l
     s.para(
         "Per task: architecture × T; one column group per clip mode. 'solved' is k/n seeds "
         "(errored runs count as not solved); 'norm. loss' is final loss / baseline loss."
+        + (f" Rows per value of {', '.join(axes.shown.values())}." if axes.shown else "")
         + (f" Δ columns: {labels[1]} minus {labels[0]}." if len(labels) > 1 else "")
     )
-    for caption, view in headline_views(headline, labels):
+    for caption, view in headline_views(headline, labels, axes.shown):
         s.table(caption, view)
-    sections = [s]
+    sections = [s, _models_section(models, labels, axes)]
     s = Section("memory", "Memory span")
-    for caption, view in memory_views(memory, labels):
+    for caption, view in memory_views(memory, labels, axes.shown):
         s.table(caption, view)
     sections.append(s)
     s = Section("stability", "Stability")
@@ -175,7 +198,7 @@ def _table_sections(frame: pd.DataFrame, labels: list[str], tabledir: Path) -> l
         "Divergence rate among finished runs, max pre-clip global gradient norm, fraction "
         "of steps clipped and the per-step gradient factor r (< 1 vanishing, > 1 exploding)."
     )
-    for caption, view in stability_views(stability, labels):
+    for caption, view in stability_views(stability, labels, axes.shown):
         s.table(caption, view)
     sections.append(s)
     return sections
@@ -217,8 +240,12 @@ def build_report(
     figdir, tabledir = out / "figures", out / "tables"
     figdir.mkdir(parents=True, exist_ok=True)
     tabledir.mkdir(parents=True, exist_ok=True)
-    ctx = Ctx(palette=palette(frame["arch"].dropna()), multi=len(labels) > 1)
-    sections = _table_sections(frame, labels, tabledir) + _figure_sections(frame, ctx, figdir)
+    axes = swept_axes(frame)
+    # figures hold some swept fields at one value where there are too many to draw as styles
+    drawn = figure_runs(frame, axes)
+    ctx = Ctx.of(drawn, multi=len(labels) > 1, axes=axes)
+    sections = _table_sections(frame, labels, tabledir, axes)
+    sections += _figure_sections(drawn, ctx, figdir)
     if theory is not None:
         theory.table.to_csv(tabledir / "theory.csv", index=False)
         sections.append(theory_section(theory, figdir))
@@ -228,12 +255,14 @@ def build_report(
     generated = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = "rnnbench report: " + " vs ".join(labels)
     index = out / "index.html"
-    index.write_text(render_html(title, sections, generated), encoding="utf-8")
+    note = axes.note(multi=len(labels) > 1)
+    index.write_text(render_html(title, sections, generated, note), encoding="utf-8")
     md = [
         f"# {title}",
         "",
         f"Generated {generated}. Aggregates over seeds: median [q1–q3] n=seeds with a value.",
         "",
+        *([note, ""] if note else []),
     ]
     md += [f"- [{s.title}](#{s.anchor})" for s in sections]
     for s in sections:

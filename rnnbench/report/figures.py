@@ -1,11 +1,12 @@
 """The report's figures: one seaborn/matplotlib function per figure, each returning
-``(name, figure, caption)`` triples. One colour per architecture in every figure."""
+``(name, figure, caption)`` triples. One colour per architecture in every figure; line style
+is the clip mode (and the label, comparing stores) and the swept fields
+(:mod:`rnnbench.report.style`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
@@ -13,27 +14,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from rnnbench.report.axes import axis_key, sort_token
+from rnnbench.report.style import Ctx, style_order, variants, with_series
 from rnnbench.report.tables import headline_numbers
 
 _FIG_HEIGHT = 2.4
 _FIG_ASPECT = 1.35
 #: What a figure function returns: (file stem, figure, caption) per figure.
 Figures = list[tuple[str, Figure, str]]
-
-
-def palette(archs: Iterable[str]) -> dict[str, Any]:
-    names = sorted(set(archs))
-    colours = sns.color_palette("colorblind", n_colors=max(len(names), 1))
-    return {name: colours[i % len(colours)] for i, name in enumerate(names)}
-
-
-def _series(frame: pd.DataFrame, multi: bool) -> pd.Series:
-    # line style encodes the clip mode, and in comparison mode the label as well
-    if multi:
-        return frame["label"].astype(str) + " · " + frame["clip"].astype(str)
-    return frame["clip"].astype(str)
 
 
 def _log_axes(axes: Iterable[Any]) -> None:
@@ -74,7 +65,7 @@ def _relplot(
         kind="line",
         palette=ctx.palette,
         hue_order=sorted(data["arch"].unique()),
-        style_order=sorted(data["series"].unique()),
+        style_order=style_order(data, ctx),
         estimator="median",
         errorbar=("pi", 50),
         markers=markers,
@@ -86,22 +77,37 @@ def _relplot(
     if grid.legend is not None:  # the style column is an internal name; say what it encodes
         for text in grid.legend.texts:
             if text.get_text() == "series":
-                text.set_text("label · clip" if ctx.multi else "clip")
+                text.set_text(ctx.style_title())
     if log:
         _log_axes(grid.axes.flat)
     # relplot already draws its legend outside the facets, to the right
+    _clear_row_titles(grid)
     return grid
 
 
-@dataclass
-class Ctx:
-    palette: dict[str, Any]
-    multi: bool
+def _clear_row_titles(grid: sns.FacetGrid) -> None:
+    """Move the legend right of the row titles ('task = adding', drawn right of the last
+    column) where they overlap: relplot sizes the figure for the legend alone, and a long line
+    style label ('none · lr=0.001') widens the legend into the titles."""
+    legend = grid.legend
+    if legend is None:
+        return
+    renderer = FigureCanvasAgg(grid.figure).get_renderer()
+    titles = [t.get_window_extent(renderer).x1 for ax in grid.axes.flat for t in ax.texts]
+    box = legend.get_window_extent(renderer)
+    shift = max(titles, default=-math.inf) + 8 - box.x0
+    if shift <= 0:
+        return
+    # loc is "center right": the anchor is where the legend's right edge (plus its pad) sits
+    right = legend.get_bbox_to_anchor().x1 + shift
+    legend.set_bbox_to_anchor(
+        (right / grid.figure.bbox.width, 0.5), transform=grid.figure.transFigure
+    )
 
 
 def _profile_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
     rows: list[tuple[Any, ...]] = []
-    for run in frame.itertuples():
+    for run in with_series(frame, ctx).itertuples():
         profiles = run.profiles
         if not isinstance(profiles, list) or not profiles:
             continue
@@ -116,20 +122,20 @@ def _profile_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
                         run.arch,
                         run.clip,
                         run.seed,
+                        run.series,
                         phase,
                         t,
                         value,
                     )
                 )
     data = pd.DataFrame(
-        rows, columns=["label", "task", "T", "arch", "clip", "seed", "phase", "t", "norm"]
+        rows,
+        columns=["label", "task", "T", "arch", "clip", "seed", "series", "phase", "t", "norm"],
     )
     # with no profile at all (diagnostics off) the empty frame's columns are object-typed
     data["norm"] = data["norm"].astype(np.float64)
     # a norm that underflowed to exactly 0 ("below float floor") has no logarithm: mask it
-    data = data[np.isfinite(data["norm"]) & (data["norm"] > 0)].copy()
-    data["series"] = _series(data, ctx.multi)
-    return data
+    return data[np.isfinite(data["norm"]) & (data["norm"] > 0)].copy()
 
 
 def fig_gradient_profiles(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
@@ -164,7 +170,7 @@ def fig_gradient_profiles(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figu
 
 def _curve_frame(frame: pd.DataFrame, ctx: Ctx, curve: str, normalise: bool) -> pd.DataFrame:
     rows: list[tuple[Any, ...]] = []
-    for run in frame.itertuples():
+    for run in with_series(frame, ctx).itertuples():
         curves = run.curves
         if not isinstance(curves, dict) or curve not in curves:
             continue
@@ -175,16 +181,12 @@ def _curve_frame(frame: pd.DataFrame, ctx: Ctx, curve: str, normalise: bool) -> 
             if not (math.isfinite(baseline) and baseline > 0):
                 continue
             values = values / baseline
-        rows.extend(
-            (run.label, run.task, int(run.seq_len), run.arch, run.clip, run.seed, int(s), v)
-            for s, v in zip(steps, values, strict=False)
-        )
+        key = (run.label, run.task, int(run.seq_len), run.arch, run.clip, run.seed, run.series)
+        rows.extend((*key, int(s), v) for s, v in zip(steps, values, strict=False))
     data = pd.DataFrame(
-        rows, columns=["label", "task", "T", "arch", "clip", "seed", "step", "value"]
+        rows, columns=["label", "task", "T", "arch", "clip", "seed", "series", "step", "value"]
     )
-    data = data[np.isfinite(data["value"]) & (data["value"] > 0)].copy()
-    data["series"] = _series(data, ctx.multi)
-    return data
+    return data[np.isfinite(data["value"]) & (data["value"] > 0)].copy()
 
 
 def _reference_line(fig: Figure, y: float) -> None:
@@ -221,47 +223,72 @@ def fig_learning_curves(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure
     ]
 
 
+def _heatmap_rows(numbers: pd.DataFrame, ctx: Ctx) -> tuple[list[str], list[str]]:
+    """Each headline row's heatmap row ('gru · lr=0.01'), and the rows in order: architecture,
+    then the styled swept values by magnitude."""
+    swept = variants(numbers, ctx)
+    rows = [a if not v else f"{a} · {v}" for a, v in zip(numbers["arch"], swept, strict=True)]
+    styled = [p for p in ctx.axes.styled if p in numbers.columns]
+    keyed = {
+        row: (r["arch"], [sort_token(v) for v in axis_key(r, styled)])
+        for row, r in zip(rows, numbers.to_dict("records"), strict=True)
+    }
+    return rows, sorted(keyed, key=lambda row: keyed[row])
+
+
+def _heatmap_panel(ax: Any, sub: pd.DataFrame, rows: list[str], lens: list[int]) -> None:
+    """One panel: solved rate as colour, k/n as text, ``rows`` × ``lens``."""
+    # one cell per row and T; a held field that some runs lack could repeat one
+    sub = sub.drop_duplicates(["row", "seq_len"])
+    rate = sub.pivot(index="row", columns="seq_len", values="solved_rate")
+    rate = rate.reindex(index=rows, columns=lens)
+    text = (
+        sub.assign(kn=sub["solved"].astype(str) + "/" + sub["runs"].astype(str))
+        .pivot(index="row", columns="seq_len", values="kn")
+        .reindex(index=rows, columns=lens)
+    )
+    # a T with no runs in this panel is an all-NaN float column: blank it as object
+    labels = text.astype(object).where(text.notna(), "").to_numpy(dtype=object)
+    sns.heatmap(
+        rate.astype(float),
+        ax=ax,
+        vmin=0,
+        vmax=1,
+        cmap="viridis",
+        cbar=False,
+        annot=labels,
+        fmt="",
+        linewidths=0.5,
+        annot_kws={"fontsize": 8},
+    )
+
+
 def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
     numbers = headline_numbers(frame)
     if numbers.empty:
         return []
+    numbers["row"], rows = _heatmap_rows(numbers, ctx)
     panels = list(numbers.groupby(["task", "label", "clip"], sort=True))
     ncols = min(len(panels), 4)
     nrows = math.ceil(len(panels) / ncols)
-    archs = sorted(numbers["arch"].unique())
     lens = sorted(int(t) for t in numbers["seq_len"].unique())
     fig, axes = plt.subplots(
         nrows,
         ncols,
         squeeze=False,
         figsize=(0.7 * len(lens) + 2.2) * np.array([ncols, 0])
-        + np.array([0, (0.35 * len(archs) + 1.2) * nrows]),
+        + np.array([0, (0.35 * len(rows) + 1.2) * nrows]),
     )
     for ax, ((task, label, clip), sub) in zip(axes.flat, panels, strict=False):
-        rate = sub.pivot(index="arch", columns="seq_len", values="solved_rate")
-        rate = rate.reindex(index=archs, columns=lens)
-        text = (
-            sub.assign(kn=sub["solved"].astype(str) + "/" + sub["runs"].astype(str))
-            .pivot(index="arch", columns="seq_len", values="kn")
-            .reindex(index=archs, columns=lens)
-        )
-        # a T with no runs in this panel is an all-NaN float column: blank it as object
-        labels = text.astype(object).where(text.notna(), "").to_numpy(dtype=object)
-        sns.heatmap(
-            rate.astype(float),
-            ax=ax,
-            vmin=0,
-            vmax=1,
-            cmap="viridis",
-            cbar=False,
-            annot=labels,
-            fmt="",
-            linewidths=0.5,
-            annot_kws={"fontsize": 8},
-        )
+        _heatmap_panel(ax, sub, rows, lens)
         ax.set_title(f"{task} · clip {clip}" + (f" · {label}" if ctx.multi else ""), fontsize=9)
         ax.set_xlabel("sequence length T (steps)")
-        ax.set_ylabel("architecture")
+        ax.set_ylabel(" · ".join(["architecture", *(ctx.axes.shown[p] for p in ctx.axes.styled)]))
+    # every panel has the same rows: name them once, left of each row of panels, so a long row
+    # name ('lstm · hidden_size=32') cannot run into the panel to its left
+    for ax in axes[:, 1:].flat:
+        ax.set_ylabel("")
+        ax.tick_params(axis="y", labelleft=False)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_axis_off()
     mappable = plt.cm.ScalarMappable(cmap="viridis", norm=matplotlib.colors.Normalize(0, 1))
@@ -280,8 +307,9 @@ def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure,
 
 def fig_grad_factor(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
     parts = []
+    frame = with_series(frame, ctx)
     for phase, column in (("init", "grad_factor_init"), ("end", "grad_factor")):
-        part = frame[["label", "task", "seq_len", "arch", "clip", "seed", column]].rename(
+        part = frame[["label", "task", "seq_len", "arch", "clip", "seed", "series", column]].rename(
             columns={column: "r", "seq_len": "T"}
         )
         parts.append(part.assign(phase=phase))
@@ -291,7 +319,6 @@ def fig_grad_factor(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, st
     if data.empty:
         return []
     data["T"] = data["T"].astype(int)
-    data["series"] = _series(data, ctx.multi)
     fig = _relplot(
         data,
         x="T",
@@ -317,20 +344,19 @@ def fig_grad_factor(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, st
 
 
 def fig_memory_capacity(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
-    rows = []
-    for run in frame.itertuples():
+    rows: list[tuple[Any, ...]] = []
+    for run in with_series(frame, ctx).itertuples():
         probe = run.probe
         if not isinstance(probe, dict):
             continue
-        for k, r2 in enumerate(probe.get("r2") or [], start=1):
-            rows.append(
-                (run.label, run.task, int(run.seq_len), run.arch, run.clip, run.seed, k, r2)
-            )
-    data = pd.DataFrame(rows, columns=["label", "task", "T", "arch", "clip", "seed", "lag", "r2"])
+        key = (run.label, run.task, int(run.seq_len), run.arch, run.clip, run.seed, run.series)
+        rows.extend((*key, k, r2) for k, r2 in enumerate(probe.get("r2") or [], start=1))
+    data = pd.DataFrame(
+        rows, columns=["label", "task", "T", "arch", "clip", "seed", "series", "lag", "r2"]
+    )
     data = data[np.isfinite(data["r2"].astype(float))].copy()
     if data.empty:
         return []
-    data["series"] = _series(data, ctx.multi)
     fig = _relplot(
         data,
         x="lag",

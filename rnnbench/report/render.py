@@ -37,6 +37,7 @@ tbody tr:nth-child(even){background:#fafafa}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto}figcaption{font-size:.85rem;color:#555}
 nav ol{columns:2}details pre{background:#f6f6f6;padding:.6rem;overflow-x:auto;font-size:.8rem}
 .note{color:#555;font-size:.9rem}
+.note.axes{color:#222;background:#fff8e1;border-left:3px solid #e0a800;padding:.4rem .6rem}
 """
 
 
@@ -111,7 +112,9 @@ def save_figure(name: str, fig: Figure, caption: str, figdir: Path, section: Sec
     )
 
 
-def render_html(title: str, sections: list[Section], generated: str) -> str:
+def render_html(title: str, sections: list[Section], generated: str, note: str = "") -> str:
+    """The page. ``note``: a paragraph under the header (the swept fields: what the tables
+    keep apart, what is fixed, what the figures draw)."""
     toc = "".join(f"<li><a href='#{s.anchor}'>{html.escape(s.title)}</a></li>" for s in sections)
     body = "".join(
         f"<section id='{s.anchor}'><h2>{html.escape(s.title)}</h2>{''.join(s.html)}</section>"
@@ -123,5 +126,6 @@ def render_html(title: str, sections: list[Section], generated: str) -> str:
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p class='note'>Generated {html.escape(generated)}. "
         "Aggregates over seeds: median [q1–q3] n=seeds with a value.</p>"
-        f"<nav><h2>Contents</h2><ol>{toc}</ol></nav>{body}</body></html>\n"
+        + (f"<p class='note axes'>{html.escape(note)}</p>" if note else "")
+        + f"<nav><h2>Contents</h2><ol>{toc}</ol></nav>{body}</body></html>\n"
     )

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rnnbench.report.axes import axis_key, shown_axes, sort_token, value_text
 from rnnbench.results.grouping import CONDITION_KEYS, GROUP_KEYS
-from rnnbench.results.spans import task_spans
+from rnnbench.results.spans import frame_axes, hashable, task_spans
 
 DASH = "–"  # shown for a missing value
 
@@ -60,11 +61,22 @@ def _diff_title(a: str, b: str) -> str:
     return f"Δ ({b} − {a})"
 
 
+def keyed(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` with its swept fields as grouping keys (a list value as JSON, None and NaN
+    alike), and those fields: every summary groups by them, so runs at two values of a field
+    are never pooled as seeds."""
+    axes = frame_axes(frame)
+    return frame.assign(**{a: frame[a].map(hashable) for a in axes}), axes
+
+
 def headline_numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (label, task, arch, seq_len, clip): solved k/n and the normalized-loss spread."""
+    """Per (label, task, arch, seq_len, clip, swept fields): solved k/n and the normalized-loss
+    spread."""
     rows = []
-    keys = ["label", *GROUP_KEYS]
-    for key, group in frame.groupby(keys, sort=True):
+    frame, axes = keyed(frame)
+    keys = ["label", *GROUP_KEYS, *axes]
+    # dropna=False: a field a run's sweep does not vary (None) is a key, not a dropped run
+    for key, group in frame.groupby(keys, sort=True, dropna=False):
         med, q1, q3, n = spread(group["normalized_loss"])
         solved = int(solved_flags(group).sum())
         rows.append(
@@ -94,45 +106,69 @@ def headline_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def headline_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, pd.DataFrame]]:
+def _headline_cells(
+    lookup: dict[tuple[Any, ...], dict[str, Any]],
+    labels: list[str],
+    clips: list[str],
+    row: tuple[Any, ...],
+) -> dict[tuple[str, str], str]:
+    """One headline row's cells: solved k/n and the loss spread per clip (and label), then the
+    comparison's differences. ``row``: (arch, swept-values key, T)."""
+    cells: dict[tuple[str, str], str] = {}
+    for clip in clips:
+        for label in labels:
+            r = lookup.get((label, *row, clip))
+            suffix = f" [{label}]" if len(labels) > 1 else ""
+            cells[(clip, "solved" + suffix)] = f"{r['solved']}/{r['runs']}" if r else DASH
+            cells[(clip, "norm. loss" + suffix)] = (
+                fmt_spread(*(r[f"norm_loss_{s}"] for s in ("median", "q1", "q3", "n")))
+                if r
+                else DASH
+            )
+        base = lookup.get((labels[0], *row, clip))
+        for label in labels[1:]:
+            other = lookup.get((label, *row, clip))
+            title = _diff_title(labels[0], label)
+            if base is None or other is None:
+                cells[(clip, f"{title} solved rate")] = DASH
+                cells[(clip, f"{title} median loss")] = DASH
+                continue
+            cells[(clip, f"{title} solved rate")] = (
+                f"{other['solved_rate'] - base['solved_rate']:+.2f}"
+            )
+            cells[(clip, f"{title} median loss")] = _signed(
+                other["norm_loss_median"] - base["norm_loss_median"]
+            )
+    return cells
+
+
+def headline_views(
+    numbers: pd.DataFrame, labels: list[str], shown: dict[str, str] | None = None
+) -> list[tuple[str, pd.DataFrame]]:
+    """One table per task: rows architecture × the swept fields that vary (``shown``: path ->
+    name; default: those of ``numbers``) × T, one column group per clip mode."""
+    shown = shown_axes(numbers, shown)
+    paths = list(shown)
     views = []
     clips = sorted(numbers["clip"].unique())
     for task, sub in numbers.groupby("task", sort=True):
-        rows: dict[tuple[str, int], dict[tuple[str, str], str]] = {}
-        lookup = {(r.label, r.arch, int(r.seq_len), r.clip): r for r in sub.itertuples()}
-        for arch, seq_len in sorted({(r.arch, int(r.seq_len)) for r in sub.itertuples()}):
-            cells: dict[tuple[str, str], str] = {}
-            for clip in clips:
-                for label in labels:
-                    r = lookup.get((label, arch, seq_len, clip))
-                    suffix = f" [{label}]" if len(labels) > 1 else ""
-                    cells[(clip, "solved" + suffix)] = (
-                        f"{r.solved}/{r.runs}" if r is not None else DASH
-                    )
-                    cells[(clip, "norm. loss" + suffix)] = (
-                        fmt_spread(
-                            r.norm_loss_median, r.norm_loss_q1, r.norm_loss_q3, r.norm_loss_n
-                        )
-                        if r is not None
-                        else DASH
-                    )
-                base = lookup.get((labels[0], arch, seq_len, clip))
-                for label in labels[1:]:
-                    other = lookup.get((label, arch, seq_len, clip))
-                    title = _diff_title(labels[0], label)
-                    cells[(clip, f"{title} solved rate")] = (
-                        f"{other.solved_rate - base.solved_rate:+.2f}"
-                        if base is not None and other is not None
-                        else DASH
-                    )
-                    cells[(clip, f"{title} median loss")] = (
-                        _signed(other.norm_loss_median - base.norm_loss_median)
-                        if base is not None and other is not None
-                        else DASH
-                    )
-            rows[(arch, seq_len)] = cells
+        records = sub.to_dict("records")
+        lookup = {
+            (r["label"], r["arch"], axis_key(r, paths), int(r["seq_len"]), r["clip"]): r
+            for r in records
+        }
+        keys = sorted(
+            {(r["arch"], axis_key(r, paths), int(r["seq_len"])) for r in records},
+            key=lambda k: (k[0], [sort_token(v) for v in k[1]], k[2]),
+        )
+        rows = {
+            (arch, *map(value_text, values), seq_len): _headline_cells(
+                lookup, labels, clips, (arch, values, seq_len)
+            )
+            for arch, values, seq_len in keys
+        }
         view = pd.DataFrame.from_dict(rows, orient="index")
-        view.index = pd.MultiIndex.from_tuples(list(rows), names=["arch", "T"])
+        view.index = pd.MultiIndex.from_tuples(list(rows), names=["arch", *shown.values(), "T"])
         view.columns = pd.MultiIndex.from_tuples(list(view.columns), names=["clip", ""])
         views.append((f"task: {task}", view))
     return views
@@ -143,25 +179,23 @@ def _signed(value: float) -> str:
 
 
 def stability_numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (label, task, arch, clip), pooled over T and seeds."""
+    """Per (label, task, arch, clip, swept fields), pooled over T and seeds."""
     rows = []
-    keys = ["label", *CONDITION_KEYS]
-    for key, group in frame.groupby(keys, sort=True):
+    frame, axes = keyed(frame)
+    keys = ["label", *CONDITION_KEYS, *axes]
+    for key, group in frame.groupby(keys, sort=True, dropna=False):
         row: dict[str, Any] = dict(zip(keys, key, strict=True))
         row["runs"] = len(group)
         row["diverged"] = int((group["status"] == "diverged").sum())
         row["errors"] = int((group["status"] == "error").sum())
         finished = len(group) - row["errors"]
         row["divergence_rate"] = row["diverged"] / finished if finished else math.nan
-        for column in ("max_grad_norm", "clipped_fraction", "grad_factor_init", "grad_factor"):
-            med, q1, q3, n = spread(group[column])
-            row |= {
-                f"{column}_median": med,
-                f"{column}_q1": q1,
-                f"{column}_q3": q3,
-                f"{column}_n": n,
-            }
-        rows.append(row)
+        rows.append(
+            row
+            | _spread_columns(
+                group, ("max_grad_norm", "clipped_fraction", "grad_factor_init", "grad_factor")
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -173,82 +207,124 @@ _STABILITY_METRICS = (
 )
 
 
-def stability_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, pd.DataFrame]]:
+def _stability_cells(
+    lookup: dict[tuple[Any, ...], dict[str, Any]], labels: list[str], row: tuple[Any, ...]
+) -> dict[str, str]:
+    """One stability row's cells per label, then the comparison's differences. ``row``: (task,
+    arch, swept-values key, clip)."""
+    cells: dict[str, str] = {}
+    for label in labels:
+        r = lookup.get((label, *row))
+        suffix = f" [{label}]" if len(labels) > 1 else ""
+        if r is None:
+            cells["diverged" + suffix] = DASH
+            for _, title in _STABILITY_METRICS:
+                cells[title + suffix] = DASH
+            continue
+        finished = r["runs"] - r["errors"]
+        cells["diverged" + suffix] = f"{r['diverged']}/{finished}" + (
+            f" ({r['errors']} errors)" if r["errors"] else ""
+        )
+        for column, title in _STABILITY_METRICS:
+            cells[title + suffix] = fmt_spread(
+                r[f"{column}_median"], r[f"{column}_q1"], r[f"{column}_q3"], r[f"{column}_n"]
+            )
+    base = lookup.get((labels[0], *row))
+    for label in labels[1:]:
+        other = lookup.get((label, *row))
+        title = _diff_title(labels[0], label)
+        if base is None or other is None:
+            continue
+        cells[f"{title} divergence rate"] = _signed(
+            other["divergence_rate"] - base["divergence_rate"]
+        )
+        for column, metric in _STABILITY_METRICS:
+            cells[f"{title} {metric}"] = _signed(
+                other[f"{column}_median"] - base[f"{column}_median"]
+            )
+    return cells
+
+
+def _condition_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    # (task, arch, swept-values key, clip): swept values by magnitude, not as text
+    return (key[0], key[1], [sort_token(v) for v in key[2]], key[3])
+
+
+def stability_views(
+    numbers: pd.DataFrame, labels: list[str], shown: dict[str, str] | None = None
+) -> list[tuple[str, pd.DataFrame]]:
+    """One table: rows task × architecture × the swept fields that vary × clip."""
     if numbers.empty:
         return []
-    lookup = {(r["label"], r["task"], r["arch"], r["clip"]): r for r in numbers.to_dict("records")}
-    rows: dict[tuple[str, str, str], dict[str, str]] = {}
-    for task, arch, clip in sorted({k[1:] for k in lookup}):
-        cells: dict[str, str] = {}
-        for label in labels:
-            r = lookup.get((label, task, arch, clip))
-            suffix = f" [{label}]" if len(labels) > 1 else ""
-            if r is None:
-                cells["diverged" + suffix] = DASH
-                for _, title in _STABILITY_METRICS:
-                    cells[title + suffix] = DASH
-                continue
-            finished = r["runs"] - r["errors"]
-            cells["diverged" + suffix] = f"{r['diverged']}/{finished}" + (
-                f" ({r['errors']} errors)" if r["errors"] else ""
-            )
-            for column, title in _STABILITY_METRICS:
-                cells[title + suffix] = fmt_spread(
-                    r[f"{column}_median"], r[f"{column}_q1"], r[f"{column}_q3"], r[f"{column}_n"]
-                )
-        base = lookup.get((labels[0], task, arch, clip))
-        for label in labels[1:]:
-            other = lookup.get((label, task, arch, clip))
-            title = _diff_title(labels[0], label)
-            if base is None or other is None:
-                continue
-            cells[f"{title} divergence rate"] = _signed(
-                other["divergence_rate"] - base["divergence_rate"]
-            )
-            for column, metric in _STABILITY_METRICS:
-                cells[f"{title} {metric}"] = _signed(
-                    other[f"{column}_median"] - base[f"{column}_median"]
-                )
-        rows[(task, arch, clip)] = cells
+    shown = shown_axes(numbers, shown)
+    paths = list(shown)
+    lookup = {
+        (r["label"], r["task"], r["arch"], axis_key(r, paths), r["clip"]): r
+        for r in numbers.to_dict("records")
+    }
+    rows = {
+        (task, arch, *map(value_text, values), clip): _stability_cells(
+            lookup, labels, (task, arch, values, clip)
+        )
+        for task, arch, values, clip in sorted({k[1:] for k in lookup}, key=_condition_order)
+    }
     view = pd.DataFrame.from_dict(rows, orient="index")
-    view.index = pd.MultiIndex.from_tuples(list(rows), names=["task", "arch", "clip"])
+    view.index = pd.MultiIndex.from_tuples(
+        list(rows), names=["task", "arch", *shown.values(), "clip"]
+    )
     return [("pooled over T and seeds", view)]
 
 
+def _spread_columns(group: pd.DataFrame, columns: Iterable[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for column in columns:
+        med, q1, q3, n = spread(group[column])
+        row |= {f"{column}_median": med, f"{column}_q1": q1, f"{column}_q3": q3, f"{column}_n": n}
+    return row
+
+
 def memory_numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per label and condition (task, arch, clip): task span (rnnbench.results.spans), probe
-    span and memory capacity medians."""
+    """Per label and condition (task, arch, clip, swept fields): task span
+    (rnnbench.results.spans), probe span and memory capacity medians."""
     rows = []
-    keys = list(CONDITION_KEYS)
+    frame, axes = keyed(frame)
+    keys = [*CONDITION_KEYS, *axes]
     for label, sub in frame.groupby("label", sort=True):
         spans = task_spans(sub.drop(columns=["label"]))
-        span_of = {tuple(r[k] for k in keys): r for r in spans.to_dict("records")}
-        for key, group in sub.groupby(keys, sort=True):
-            span = span_of.get(key, {})
-            row: dict[str, Any] = {
-                "label": label,
-                **dict(zip(keys, key, strict=True)),
-                "task_span": span.get("task_span", math.nan),
-                "first_unsolved": span.get("first_unsolved", math.nan),
-            }
-            for column in ("probe_span", "memory_capacity"):
-                med, q1, q3, n = spread(group[column])
-                row |= {
-                    f"{column}_median": med,
-                    f"{column}_q1": q1,
-                    f"{column}_q3": q3,
-                    f"{column}_n": n,
-                }
-            rows.append(row)
+        span_of = {
+            (*(r[k] for k in CONDITION_KEYS), axis_key(r, axes)): r
+            for r in spans.to_dict("records")
+        }
+        for key, group in sub.groupby(keys, sort=True, dropna=False):
+            row: dict[str, Any] = {"label": label, **dict(zip(keys, key, strict=True))}
+            n = len(CONDITION_KEYS)
+            span = span_of.get((*key[:n], axis_key(row, axes)), {})
+            row["task_span"] = span.get("task_span", math.nan)
+            row["first_unsolved"] = span.get("first_unsolved", math.nan)
+            rows.append(row | _spread_columns(group, ("probe_span", "memory_capacity")))
     return pd.DataFrame(rows)
 
 
-def memory_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, pd.DataFrame]]:
+def memory_views(
+    numbers: pd.DataFrame, labels: list[str], shown: dict[str, str] | None = None
+) -> list[tuple[str, pd.DataFrame]]:
+    """One table: rows task × architecture × the swept fields that vary × clip (× label)."""
     if numbers.empty:
         return []
+    shown = shown_axes(numbers, shown)
+    paths = list(shown)
+    multi = len(labels) > 1
+    ordered = sorted(
+        numbers.to_dict("records"),
+        key=lambda r: (
+            _condition_order((r["task"], r["arch"], axis_key(r, paths), r["clip"])),
+            r["label"] if multi else "",
+        ),
+    )
     rows: dict[tuple[str, ...], dict[str, str]] = {}
-    for r in numbers.to_dict("records"):
-        key = (r["task"], r["arch"], r["clip"]) + ((r["label"],) if len(labels) > 1 else ())
+    for r in ordered:
+        values = tuple(value_text(v) for v in axis_key(r, paths))
+        key = (r["task"], r["arch"], *values, r["clip"]) + ((r["label"],) if multi else ())
         rows[key] = {
             "task span (largest T solved by ≥ half the seeds)": num(r["task_span"]),
             "first unsolved T": num(r["first_unsolved"]),
@@ -262,8 +338,7 @@ def memory_views(numbers: pd.DataFrame, labels: list[str]) -> list[tuple[str, pd
                 r["memory_capacity_n"],
             ),
         }
-    rows = dict(sorted(rows.items()))
-    names = ["task", "arch", "clip"] + (["label"] if len(labels) > 1 else [])
+    names = ["task", "arch", *shown.values(), "clip"] + (["label"] if multi else [])
     view = pd.DataFrame.from_dict(rows, orient="index")
     view.index = pd.MultiIndex.from_tuples(list(rows), names=names)
     return [("", view)]
@@ -278,6 +353,7 @@ def problem_runs(frame: pd.DataFrame) -> pd.DataFrame:
         "arch",
         "seq_len",
         "clip",
+        *frame_axes(frame),
         "seed",
         "status",
         "diverged_step",

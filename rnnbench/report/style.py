@@ -1,0 +1,93 @@
+"""What every figure shares: one colour per architecture, and the line styles: the clip mode,
+the label when comparing stores, and the swept fields the figures draw
+(:class:`rnnbench.report.axes.Axes`), so runs at two learning rates are two lines, never one
+pooled line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import seaborn as sns
+
+from rnnbench.report.axes import Axes, axis_key, sort_token, variant_of
+
+
+def palette(archs: Iterable[str]) -> dict[str, Any]:
+    names = sorted(set(archs))
+    colours = sns.color_palette("colorblind", n_colors=max(len(names), 1))
+    return {name: colours[i % len(colours)] for i, name in enumerate(names)}
+
+
+def variants(frame: pd.DataFrame, ctx: Ctx) -> list[str]:
+    """Each run's values of the fields the figures draw as line style ('' for none)."""
+    styled = [p for p in ctx.axes.styled if p in frame.columns]
+    if not styled:
+        return [""] * len(frame)
+    return [variant_of(r, styled, ctx.axes.shown) for r in frame[styled].to_dict("records")]
+
+
+def run_series(frame: pd.DataFrame, ctx: Ctx) -> pd.Series:
+    """Each run's line style: its clip mode, in comparison mode its label as well, and its
+    values of the styled swept fields ('none · lr=0.01')."""
+    series = frame["clip"].astype(str)
+    if ctx.multi:
+        series = frame["label"].astype(str) + " · " + series
+    swept = pd.Series(variants(frame, ctx), index=frame.index, dtype=object)
+    return series.where(swept == "", series + " · " + swept)
+
+
+def series_order(frame: pd.DataFrame, ctx: Ctx) -> list[str]:
+    """The line styles in legend order: label, clip, then swept values by magnitude (as text
+    'lr=1e-05' would sort after 'lr=0.001')."""
+    styled = [p for p in ctx.axes.styled if p in frame.columns]
+    labels = list(dict.fromkeys(frame["label"])) if "label" in frame.columns else []
+    rows = sorted(
+        zip(frame.to_dict("records"), run_series(frame, ctx), strict=True),
+        key=lambda rs: (
+            labels.index(rs[0]["label"]) if labels else 0,
+            str(rs[0]["clip"]),
+            [sort_token(v) for v in axis_key(rs[0], styled)],
+        ),
+    )
+    return list(dict.fromkeys(series for _, series in rows))
+
+
+def with_series(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
+    """``frame`` with each run's line style, computed once per run (each figure's long frame
+    then carries it along instead of recomputing it per point)."""
+    return frame if "series" in frame.columns else frame.assign(series=run_series(frame, ctx))
+
+
+def style_order(data: pd.DataFrame, ctx: Ctx) -> list[str]:
+    """The line styles of one figure in ``ctx``'s order, so a style means the same in every
+    figure; any it does not know (a figure called without :meth:`Ctx.of`) sorted after."""
+    present = set(data["series"])
+    known = [s for s in ctx.order if s in present]
+    return known + sorted(present - set(known))
+
+
+@dataclass
+class Ctx:
+    """What every figure shares: the architecture colours, comparison mode, the swept fields
+    and the legend order of the line styles (:func:`Ctx.of` computes the last from the runs)."""
+
+    palette: dict[str, Any]
+    multi: bool
+    axes: Axes = field(default_factory=Axes)
+    order: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, multi: bool, axes: Axes) -> Ctx:
+        ctx = cls(palette(frame["arch"].dropna()), multi, axes)
+        ctx.order = series_order(frame, ctx)
+        return ctx
+
+    def style_title(self) -> str:
+        """The legend's title for the line styles: what the style column encodes."""
+        return " · ".join(
+            [*(["label"] if self.multi else []), "clip"]
+            + [self.axes.shown[p] for p in self.axes.styled]
+        )
