@@ -110,10 +110,12 @@ def test_a_contract_violation_exits_2_in_one_line_before_the_store(
     assert not store.exists()
 
 
-def test_a_memoryless_control_cell_is_allowed(tmp_path: Path) -> None:
+def test_a_memoryless_control_cell_is_allowed(tmp_path: Path, registered: list[str]) -> None:
     body = "def forward(self, x_t, state):\n    return (torch.tanh(self.inp(x_t)),)\n"
     (tmp_path / "memoryless.py").write_text(cell(body))
+    registered.append("c")  # registered in this process by the sweep's import
     assert len(load_sweep(sweep_file(tmp_path, "memoryless")).runs) == 1
+    sys.modules.pop("memoryless", None)
 
 
 @pytest.fixture

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 import tomllib
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rnnbench.config.hashing import run_key
 from rnnbench.errors import ConfigError
+from rnnbench.models import ARCHITECTURES
 from rnnbench.sweep import load_sweep, parse_sweep
 from tests.helpers import rnnbench_cli
 
@@ -64,9 +67,13 @@ gate_bias = [0.0, 1.0]
 
 
 @pytest.fixture
-def cell_dir(tmp_path: Path) -> Path:
+def cell_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder with the cell module; the cell is forgotten afterwards (the sweeps import it
+    into this process, and other tests list the registered architectures)."""
     (tmp_path / "gated_cells.py").write_text(GATED_CELL)
-    return tmp_path
+    yield tmp_path
+    ARCHITECTURES.remove("gated")
+    sys.modules.pop("gated_cells", None)
 
 
 def sweep_at(folder: Path, text: str, name: str = "s.toml") -> Path:
