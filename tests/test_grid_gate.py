@@ -94,3 +94,31 @@ def test_an_edited_cell_is_compared_with_its_baseline_and_the_edit_is_flagged(
     assert compared.returncode in (0, 1), compared.stderr
     notes = json.loads(compared.stdout)["notes"]
     assert any("user code changed since the baseline: module 'editable_cell'" in n for n in notes)
+
+
+def test_a_store_with_two_code_versions_is_compared_one_version_at_a_time(
+    tmp_path: Path,
+) -> None:
+    """The refusal's advice works: --sweep FILE takes the runs of the code as it is now."""
+    source = tmp_path / "editable_cell.py"
+    source.write_text("SCALE = 0.5\n" + EDITABLE)
+    sweep = sweep_file(tmp_path, "editable_cell", arch="editable")
+    store, baseline = tmp_path / "both.db", tmp_path / "base.json"
+    run(sweep, store)
+    saved = rnnbench_cli("baseline", "save", "--store", str(store), "--out", str(baseline))
+    assert saved.returncode == 0, saved.stderr
+    source.write_text("SCALE = 0.6\n" + EDITABLE)
+    run(sweep, store)  # the edited cell trains again, into the same store
+    gate = ("compare", str(baseline), "--store", str(store), "--allow-underpowered")
+    refused = rnnbench_cli(*gate)
+    assert refused.returncode == 2
+    assert f"--store {store}: group adding T=6 editable clip=none holds runs of two versions" in (
+        refused.stderr
+    )
+    assert "pass --sweep FILE" in refused.stderr
+    chosen = rnnbench_cli(*gate, "--sweep", str(sweep))
+    assert chosen.returncode in (0, 1), chosen.stderr
+    assert "user code changed since the baseline: module 'editable_cell'" in chosen.stdout
+    rows = rnnbench_cli("results", "--store", str(store), "--sweep", str(sweep), "--format", "csv")
+    assert len(rows.stdout.splitlines()) == 2  # the header and the current version's one run
+    assert "code_version" in rows.stdout.splitlines()[0]

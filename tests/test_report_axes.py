@@ -213,7 +213,8 @@ def test_too_many_combinations_are_noted_and_figures_still_drawn(tmp_path: Path)
     styled = re.search(r"line style = clip · (lr|hidden_size)\.", md)
     assert styled
     held = "lr" if styled.group(1) == "hidden_size" else "hidden_size"
-    assert re.search(rf"figures show only the runs at {held}=[\d.]+ \(the tables hold", md)
+    held_note = rf"figures show only the runs at {held}=[\d.]+ \(the tables and the solved-rate"
+    assert re.search(held_note, md)
     assert len(_md_rows(md, "### task: adding")) == 2 * 3 * 3  # tables hold every value
     assert len(list((out / "figures").glob("*.png"))) >= 6
 

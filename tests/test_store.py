@@ -215,7 +215,7 @@ def test_dataframe_dtypes(db_path: Path) -> None:
         store.record_run(make_record("r1", solved=True))
         store.record_run(make_record("r2", solved=False, seq_len=100))
         df = store.dataframe()
-        assert list(df.columns) == [*ALL_FIELDS, "parameters"]
+        assert list(df.columns) == [*ALL_FIELDS, "parameters", "code_version"]
         assert len(df) == 2
         assert df["seq_len"].dtype == np.int64
         assert df["seq_len"].tolist() == [50, 100]
@@ -237,7 +237,7 @@ def test_dataframe_dtypes(db_path: Path) -> None:
 def test_empty_store_dataframe_has_all_columns(db_path: Path) -> None:
     Store(db_path).close()
     df = load_results(db_path)
-    assert list(df.columns) == [*ALL_FIELDS, "parameters"]
+    assert list(df.columns) == [*ALL_FIELDS, "parameters", "code_version"]
     assert len(df) == 0
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rnnbench.config.hashing import code_version
 from rnnbench.errors import ConfigError
 
 #: The order ``rnnbench results`` lists runs in: the grid's, whatever order they finished in.
@@ -85,34 +86,50 @@ def cmd_results(args: argparse.Namespace) -> int:
     from rnnbench.results.grouping import axes_of, axis_columns
     from rnnbench.results.store import Store
 
+    wanted = _sweep_runs(args.sweep)
     with Store(args.store, readonly=True) as store:
         frame = store.dataframe()
         records = store.runs() if args.format == "jsonl" else None
+    if wanted is not None:
+        frame = frame[frame["run_id"].isin(wanted)]
+        records = [r for r in records or [] if r["run_id"] in wanted]
     axes = axis_columns(frame["config"])  # the swept fields: a column each, after the seed
     # in grid order, not the order the runs happened to finish in
     if args.format == "jsonl":
         for record in sorted(records or [], key=lambda r: tuple(r[k] for k in RUN_ORDER)):
             flat = record | {
                 "parameters": (record.get("metrics") or {}).get("parameters"),
+                "code_version": code_version(record.get("config") or {}),
                 **{path: axes_of(record).get(path) for path in axes},
             }
             print(json.dumps({k: _jsonable(v) for k, v in flat.items()}, default=_jsonable))
         return 0
     frame = frame.sort_values([*RUN_ORDER[:3], *axes, *RUN_ORDER[3:]], kind="stable")
     at = SUMMARY_COLUMNS.index("seed") + 1
-    listed = [*SUMMARY_COLUMNS[:at], *axes, *SUMMARY_COLUMNS[at:]]
-    columns = [c for c in listed if c in frame.columns]
-    frame = frame[columns]
-    if args.format == "csv":
-        frame.to_csv(sys.stdout, index=False)
-    else:
-        if frame.empty:
-            print("(no runs in the store)")
-            return 0
-        shown = frame.drop(columns=["run_id", "baseline_loss"]).copy()
-        shown["error"] = [_short(e) for e in shown["error"]]
-        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    code = ["code_version"] if frame["code_version"].notna().any() else []
+    listed = [*SUMMARY_COLUMNS[:at], *axes, *code, *SUMMARY_COLUMNS[at:]]
+    _print_runs(frame[[c for c in listed if c in frame.columns]], args.format, axes)
     return 0
+
+
+def _print_runs(frame: Any, form: str, axes: list[str]) -> None:
+    if form == "csv":
+        frame.to_csv(sys.stdout, index=False)
+        return
+    if frame.empty:
+        print("(no runs in the store)")
+        return
+    shown = frame.drop(columns=["run_id", "baseline_loss"]).copy()
+    shown["error"] = [_short(e) for e in shown["error"]]
+    for path in axes:  # '-': the run's sweep does not vary it (a scoped [grid.archs.NAME] axis)
+        shown[path] = [_cell(v) for v in shown[path]]
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _short(error: object, width: int = 40) -> str:
@@ -195,7 +212,9 @@ def cmd_baseline_save(args: argparse.Namespace) -> int:
     from rnnbench.gate.baseline import Baseline
 
     records = _select_runs(args.store, args.sweep)
-    baseline = Baseline.from_records(records, sweep_name=args.sweep.stem if args.sweep else None)
+    baseline = Baseline.from_records(
+        records, sweep_name=args.sweep.stem if args.sweep else None, where=f"--store {args.store}"
+    )
     path = baseline.save(args.out)
     print(
         f"baseline: {path} ({len(baseline.groups)} groups, {baseline.sweep['runs']} runs, "
@@ -224,7 +243,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rnnbench.gate.compare import compare
 
     baseline = load_baseline(args.baseline)
-    records = _select_runs(args.store, None)
+    records = _select_runs(args.store, args.sweep)
     result = compare(
         baseline,
         records,

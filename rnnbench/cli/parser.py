@@ -55,6 +55,9 @@ def _add_readers(commands: Commands) -> None:
     results = commands.add_parser("results", help="print the runs of a store")
     results.add_argument("--store", required=True, type=Path)
     results.add_argument("--format", choices=["table", "csv", "jsonl"], default="table")
+    results.add_argument(
+        "--sweep", type=Path, default=None, help="only the runs of this sweep file"
+    )
     results.set_defaults(handler=cmd.cmd_results)
 
     spans = commands.add_parser("spans", help="task span per (task, arch, clip)")
@@ -143,6 +146,12 @@ def _add_gate(commands: Commands) -> None:
         "--allow-underpowered",
         action="store_true",
         help="compare even where the seeds cannot reach alpha in any check (warns)",
+    )
+    gate.add_argument(
+        "--sweep",
+        type=Path,
+        default=None,
+        help="only the runs of this sweep file, as its code is now (all required)",
     )
     gate.add_argument("--format", choices=["table", "json"], default="table")
     gate.add_argument("--only-changed", action="store_true", help="hide unchanged rows")

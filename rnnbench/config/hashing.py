@@ -58,6 +58,13 @@ def group_config(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in canonical_config(data).items() if k not in skip}
 
 
+def code_version(data: Mapping[str, Any]) -> str | None:
+    """A short hash of the user code a run configuration ran (None for built-ins only): two
+    runs with the same version ran the same source of every user module."""
+    code = data.get("code")
+    return _digest(code)[:8] if code else None
+
+
 def code_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     """'' where two run configurations ran the same user code, else which module differs:
     "module 'mycells' (source 3fa1c2... -> 9b20e7...)"."""

@@ -89,14 +89,16 @@ class Group:
         }
 
 
-def groups_from_records(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], Group]:
+def groups_from_records(
+    records: Iterable[Mapping[str, Any]], where: str = "the store"
+) -> dict[tuple[Any, ...], Group]:
     """Group finished runs by (task, arch, seq_len, clip); seeds in ascending order.
 
     Raises ConfigError when one group mixes configurations (runs of two different sweeps in one
     store): the baseline would silently average over them.
     """
     records = list(records)
-    check_one_configuration(records, "the store")
+    check_one_configuration(records, where)
     by_key: dict[tuple[Any, ...], list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
         by_key[group_key(record)].append(record)
@@ -129,7 +131,10 @@ class Baseline:
 
     @classmethod
     def from_records(
-        cls, records: Iterable[Mapping[str, Any]], sweep_name: str | None = None
+        cls,
+        records: Iterable[Mapping[str, Any]],
+        sweep_name: str | None = None,
+        where: str = "the store",
     ) -> Baseline:
         records = list(records)
         errors = [r for r in records if r.get("status") == "error"]
@@ -140,7 +145,7 @@ class Baseline:
             )
         if not records:
             raise ConfigError("store: no finished runs to make a baseline from")
-        groups = groups_from_records(records)
+        groups = groups_from_records(records, where)
         names = sorted({str(r.get("sweep")) for r in records})
         return cls(
             sweep={

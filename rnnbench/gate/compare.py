@@ -83,7 +83,11 @@ def _other_sweep(baseline: Baseline, records: Records) -> str:
 
 
 def _select(
-    baseline: Baseline, records: Records, allow_config_change: bool, allow_hint: str
+    baseline: Baseline,
+    records: Records,
+    allow_config_change: bool,
+    allow_hint: str,
+    where: str = "store",
 ) -> tuple[list[tuple[Group, Records]], list[str]]:
     """The runs of each baseline group (of its configuration), and the notes on what was
     allowed or ignored; refuses a changed configuration or a missing group."""
@@ -111,7 +115,7 @@ def _select(
         if runs is None:
             missing.append(group.label)
             continue
-        check_one_configuration(runs, "store")  # one version of the user code per group
+        check_one_configuration(runs, where)  # one version of the user code per group
         edit = code_difference({"code": group.code}, runs[0].get("config") or {})
         if edit:
             edits[edit] += 1
@@ -270,7 +274,9 @@ def compare(
         )
     min_effects = _min_effects(tolerances)
     records = list(records)
-    selected, notes = _select(baseline, records, allow_config_change, allow_hint)
+    selected, notes = _select(
+        baseline, records, allow_config_change, allow_hint, f"--store {current_name}"
+    )
     current_records = [r for _, runs in selected for r in runs]
     current_env = summarize_env(r.get("env") for r in current_records)
     env_diffs = _environment_differences(baseline.environment, current_env)

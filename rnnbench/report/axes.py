@@ -11,6 +11,7 @@ one value in the figures (and stay apart in the tables), and the header note say
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,7 +104,7 @@ class Axes:
             parts.append(
                 "Too many combinations to draw: figures show only the runs at "
                 + ", ".join(f"{self.shown[p]}={value_text(v)}" for p, v in self.held.items())
-                + " (the tables hold every value)."
+                + " (the tables and the solved-rate heatmap hold every value)."
             )
         return " ".join(parts)
 
@@ -149,7 +150,9 @@ def swept_axes(frame: pd.DataFrame) -> Axes:
     styled: list[str] = []
     styles = _counts(frame)
     held: dict[str, Any] = {}
-    for path in shown:
+    # a cell's own parameters ([grid.archs.NAME]) are what a comparison of that cell is
+    # about: they get a line style first, the settings after
+    for path in sorted(shown, key=lambda p: not p.startswith("archs.")):
         levels = frame[path].map(hashable).nunique(dropna=False)
         if styles * levels <= MAX_STYLES:
             styled.append(path)
@@ -172,6 +175,12 @@ def shown_axes(numbers: pd.DataFrame, shown: Mapping[str, str] | None) -> dict[s
     """``shown`` (path -> name), or where the caller gives none the varying swept fields of
     ``numbers`` itself: a view never merges rows that its numbers keep apart."""
     return dict(shown) if shown is not None else swept_axes(numbers).shown
+
+
+def every_value(axes: Axes) -> Axes:
+    """``axes`` with every varying field drawn and none held: for a figure whose rows, not a
+    legend, tell the values apart (the solved-rate heatmap)."""
+    return dataclasses.replace(axes, styled=list(axes.shown), held={})
 
 
 def figure_runs(frame: pd.DataFrame, axes: Axes) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from rnnbench.errors import ConfigError
 from rnnbench.report import figures as figs
-from rnnbench.report.axes import Axes, figure_runs, swept_axes
+from rnnbench.report.axes import Axes, every_value, figure_runs, swept_axes
 from rnnbench.report.figures import Figures
 from rnnbench.report.models import models_numbers, models_view
 from rnnbench.report.render import Section, html_table, md_table, render_html, save_figure
@@ -204,11 +204,15 @@ def _table_sections(
     return sections
 
 
-def _figure_sections(frame: pd.DataFrame, ctx: Ctx, figdir: Path) -> list[Section]:
+def _figure_sections(
+    frame: pd.DataFrame, ctx: Ctx, figdir: Path, every: tuple[pd.DataFrame, Ctx]
+) -> list[Section]:
+    """The figures, of ``frame`` (the held fields at one value); the solved-rate heatmap, whose
+    rows name the values, of ``every`` run."""
     sections = []
     for anchor, title, make in _FIGURE_SECTIONS:
         s = Section(anchor, title)
-        made = _safe(make, frame, ctx)
+        made = _safe(make, *(every if make is figs.fig_solved_heatmap else (frame, ctx)))
         if not made:
             s.para("No data: no finished run recorded this quantity.")
         for name, fig, caption in made:
@@ -245,7 +249,8 @@ def build_report(
     drawn = figure_runs(frame, axes)
     ctx = Ctx.of(drawn, multi=len(labels) > 1, axes=axes)
     sections = _table_sections(frame, labels, tabledir, axes)
-    sections += _figure_sections(drawn, ctx, figdir)
+    every = (frame, Ctx.of(frame, multi=len(labels) > 1, axes=every_value(axes)))
+    sections += _figure_sections(drawn, ctx, figdir, every)
     if theory is not None:
         theory.table.to_csv(tabledir / "theory.csv", index=False)
         sections.append(theory_section(theory, figdir))

@@ -107,7 +107,8 @@ def check_one_configuration(records: Iterable[Mapping[str, Any]], where: str) ->
         raise ConfigError(
             f"{where}: group {group_label(_key_fields(key))} holds runs of two versions of the "
             f"user code: {edit}; pass --sweep FILE to take the runs of the code as it is now "
-            "(or keep each version's runs in a store of its own)"
+            "(every run of a sweep carries the source of its imports, built-in architectures' "
+            "runs too: an imported module may register what any run uses)"
         )
 
 

@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
+from rnnbench.config.hashing import code_version
 from rnnbench.errors import StoreError, StoreLockedError
 from rnnbench.results import lock, schema
 from rnnbench.results.grouping import axes_of, axis_columns
@@ -330,10 +331,12 @@ class Store:
 
 def derived_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Columns read out of the nested fields: ``parameters`` (the run's trainable parameter
-    count) and one per swept field (``train.lr``; None for a run whose sweep does not vary it,
+    count), ``code_version`` (a short hash of its user code; None for built-ins only) and one
+    per swept field (``train.lr``; None for a run whose sweep does not vary it,
     as a scoped axis ``[grid.archs.NAME]`` leaves the other architectures' runs)."""
     columns: dict[str, list[Any]] = {
-        "parameters": [(row.get("metrics") or {}).get("parameters") for row in rows]
+        "parameters": [(row.get("metrics") or {}).get("parameters") for row in rows],
+        "code_version": [code_version(row.get("config") or {}) for row in rows],
     }
     for path in axis_columns(row.get("config") for row in rows):
         columns[path] = [axes_of(row).get(path) for row in rows]
