@@ -112,7 +112,7 @@ def test_a_store_with_two_code_versions_is_compared_one_version_at_a_time(
     gate = ("compare", str(baseline), "--store", str(store), "--allow-underpowered")
     refused = rnnbench_cli(*gate)
     assert refused.returncode == 2
-    assert f"--store {store}: group adding T=6 editable clip=none holds runs of two versions" in (
+    assert f"store {store}: group adding T=6 editable clip=none holds runs of two versions" in (
         refused.stderr
     )
     assert "pass --sweep FILE" in refused.stderr

@@ -242,6 +242,15 @@ def _power(gathered: _Gathered, alpha: float, correction: str, allowed: bool, hi
     return power
 
 
+def _check_options(alpha: float, correction: str) -> None:
+    if not (0 < alpha < 1):
+        raise ConfigError(f"--alpha: must be between 0 and 1, got {alpha!r}")
+    if correction not in CORRECTIONS:
+        raise ConfigError(
+            f"--correction: must be one of {', '.join(CORRECTIONS)}, got {correction!r}"
+        )
+
+
 def compare(
     baseline: Baseline,
     records: Iterable[Mapping[str, Any]],
@@ -266,16 +275,11 @@ def compare(
     A gate whose seeds cannot reach ``alpha`` in any check after the correction would print
     "OK" whatever happened: it is refused unless ``allow_underpowered`` (a warning then).
     """
-    if not (0 < alpha < 1):
-        raise ConfigError(f"--alpha: must be between 0 and 1, got {alpha!r}")
-    if correction not in CORRECTIONS:
-        raise ConfigError(
-            f"--correction: must be one of {', '.join(CORRECTIONS)}, got {correction!r}"
-        )
+    _check_options(alpha, correction)
     min_effects = _min_effects(tolerances)
     records = list(records)
     selected, notes = _select(
-        baseline, records, allow_config_change, allow_hint, f"--store {current_name}"
+        baseline, records, allow_config_change, allow_hint, f"store {current_name}"
     )
     current_records = [r for _, runs in selected for r in runs]
     current_env = summarize_env(r.get("env") for r in current_records)
