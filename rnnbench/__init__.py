@@ -33,6 +33,7 @@ _LAZY = {
     "ARCHITECTURES": "models.architectures",
     "make_model": "models.model",
     "register_cell": "models.architectures",
+    "register_core": "models.architectures",
     "Baseline": "gate.baseline",
     "compare": "gate.compare",
     "load_baseline": "gate.baseline",
@@ -70,7 +71,7 @@ if TYPE_CHECKING:
     from rnnbench.execution.runner import run_sweep
     from rnnbench.gate.baseline import Baseline, load_baseline
     from rnnbench.gate.compare import compare
-    from rnnbench.models.architectures import ARCHITECTURES, register_cell
+    from rnnbench.models.architectures import ARCHITECTURES, register_cell, register_core
     from rnnbench.models.model import make_model
     from rnnbench.results.record import RunRecord
     from rnnbench.results.spans import task_spans
@@ -106,6 +107,7 @@ __all__ = [
     "memory_probe",
     "parse_sweep",
     "register_cell",
+    "register_core",
     "run_sweep",
     "summarize_profile",
     "task_spans",

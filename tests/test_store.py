@@ -61,6 +61,10 @@ def make_record(run_id: str = "a1b2c3", **overrides: Any) -> dict[str, Any]:
         "grad_factor_init": 0.5,
         "grad_span": 40,
         "grad_span_init": 12,
+        "input_factor": 0.91,
+        "input_factor_init": 0.52,
+        "input_span": 41,
+        "input_span_init": 13,
         "memory_capacity": 3.5,
         "probe_span": 30,
         "max_grad_norm": 12.0,
@@ -540,3 +544,27 @@ def test_a_writer_creates_missing_folders_a_reader_does_not(tmp_path: Path) -> N
     with pytest.raises(StoreError, match="Not a directory"):
         Store(blocked / "results.db")
     assert blocked.read_text() == "x"
+
+
+def test_a_schema_1_store_is_upgraded_and_keeps_its_runs(db_path: Path) -> None:
+    """A store written before the input profile existed: readers are told to upgrade it, the
+    first writer adds the columns, and its runs read back with the new fields missing."""
+    from rnnbench.results import schema
+
+    raw = sqlite3.connect(db_path)
+    schema.MIGRATIONS[0](raw)  # exactly what schema 1 created
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute(
+        "INSERT INTO runs (run_id, status, grad_factor, config) VALUES ('old', 'ok', 0.7, '{}')"
+    )
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError, match=r"written by an older rnnbench .schema 1"):
+        Store(db_path, readonly=True)
+    with Store(db_path) as store:
+        store.record_run(make_record("new"))
+        runs = {r["run_id"]: r for r in store.runs()}
+    assert runs["old"]["grad_factor"] == 0.7 and math.isnan(runs["old"]["input_factor"])
+    assert runs["new"]["input_span"] == 41
+    with Store(db_path, readonly=True) as store:
+        assert store.count() == 2

@@ -18,6 +18,12 @@ Exactness without giving up the fused kernels (cuDNN / MKL) for the built-in cor
   ``dL/dh_{t-1} = out.grad[t-1] + p.grad[t] + W_hn^T (r_t * q.grad[t]) + z_t * dL/dh_t``,
   a cheap elementwise backward scan.
 * user cells: a zero perturbation added to h_t inside the unrolled loop; its gradient is dL/dh_t.
+* sequence cores (:mod:`rnnbench.models.sequence`): the same perturbation, ``[B, T, H]``, passed
+  to the core's forward; a core that does not take one has no hidden profile.
+
+Beside it, the **input profile** ||dL/dx_t|| is exact for any module whatever its internals
+(one backward to the inputs): ``wrt="input"``. It carries the same geometric decay (dL/dx_t =
+dL/dh_t ∂h_t/∂x_t), so its factor and span compare architectures that hide their state.
 
 The built-ins have both paths: the fused probe (``"probe"``) and the same perturbation on a
 loop over the functional cells (``"loop"``: ``torch.lstm_cell`` & co., one backward). Which is
@@ -38,9 +44,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from rnnbench.errors import ConfigError
 from rnnbench.models import CellCore, RecurrentCore, RecurrentModel, TorchCore, unroll
+from rnnbench.models.sequence import SequenceCore
 from rnnbench.numerics import full_float32
 from rnnbench.tasks import Batch, Task
+
+#: What a profile is taken with respect to: the top layer's hidden states, or the inputs.
+WRT = ("hidden", "input")
 
 HiddenLoss = Callable[[Tensor], Tensor]
 
@@ -52,8 +63,10 @@ def gradient_norms_through_time(
     *,
     full_loss: bool = False,
     method: str | None = None,
+    wrt: str = "hidden",
 ) -> Tensor:
-    """Exact ||dL/dh_t|| (Frobenius norm over batch and hidden units) for every step t.
+    """Exact ||dL/dh_t|| (Frobenius norm over batch and hidden units) for every step t, or with
+    ``wrt="input"`` ||dL/dx_t|| (over batch and input features): exact for any module.
 
     ``L`` is the task's dependency loss (:meth:`Task.dependency_loss`: for the copy task the
     recall steps' cross-entropy terms; for adding the whole loss) unless ``full_loss``.
@@ -63,13 +76,37 @@ def gradient_norms_through_time(
     device's (:func:`default_profile_method`). User cells always use their own unrolled loop.
     """
     loss_fn = task.loss if full_loss else task.dependency_loss
+    if wrt not in WRT:
+        raise ConfigError(f"wrt: expected one of {', '.join(WRT)}, got {wrt!r}")
+    if wrt == "hidden" and not has_hidden_profile(model.core):
+        raise ConfigError(
+            "wrt='hidden': this sequence core's forward takes no perturbation, so its hidden "
+            "profile cannot be taken; use wrt='input' (exact for any module)"
+        )
 
     def loss_of_hidden(hidden: Tensor) -> Tensor:
         return loss_fn(model.head(hidden), batch)
 
     with full_float32():  # exact means IEEE float32 on GPUs too (rnnbench.numerics)
-        grads = hidden_gradients(model.core, batch.x, loss_of_hidden, method)
+        if wrt == "input":
+            grads = input_gradients(model, batch.x, loss_of_hidden)
+        else:
+            grads = hidden_gradients(model.core, batch.x, loss_of_hidden, method)
     return grads.double().square().sum(dim=(0, 2)).sqrt()
+
+
+def has_hidden_profile(core: RecurrentCore) -> bool:
+    """Whether the exact ||dL/dh_t|| can be taken: every core but a sequence core that takes
+    no ``perturbation``."""
+    return not isinstance(core, SequenceCore) or core.exact_hidden
+
+
+def input_gradients(model: RecurrentModel, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:
+    """dL/dx_t ``[B, T, I]``: one backward to a copy of the inputs (no weight gradients)."""
+    inputs = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(loss_of_hidden(model.core(inputs)), inputs)
+    return grad
 
 
 @functools.singledispatch
@@ -92,6 +129,19 @@ def _cell_core(
         hidden = core(x, perturbation=perturbation)
         (grad,) = torch.autograd.grad(loss_of_hidden(hidden), perturbation)
     return grad.transpose(0, 1)
+
+
+@hidden_gradients.register
+def _sequence_core(
+    core: SequenceCore, x: Tensor, loss_of_hidden: HiddenLoss, method: str | None = None
+) -> Tensor:
+    perturbation = torch.zeros(
+        *x.shape[:2], core.hidden_size, device=x.device, dtype=x.dtype, requires_grad=True
+    )
+    with torch.enable_grad():
+        hidden = core(x, perturbation=perturbation)
+        (grad,) = torch.autograd.grad(loss_of_hidden(hidden), perturbation)
+    return grad
 
 
 # --- fused built-in cores ----------------------------------------------------------------------

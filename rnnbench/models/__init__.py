@@ -2,6 +2,7 @@
 
 * ``cores``: the built-in ``nn.RNN/LSTM/GRU`` cores, run fused or as a loop (``model.impl``)
 * ``cells``: the contract of a user cell, and the core that unrolls it
+* ``sequence``: the contract of a sequence-level core (a parallel scan), and its wrapper
 * ``architectures``: the :data:`ARCHITECTURES` registry and :func:`register_cell`
 * ``init``: the :data:`INITS` registry of recurrent-weight initialisations
 * ``model``: :class:`RecurrentModel` (core + head) and :func:`make_model`
@@ -10,7 +11,12 @@
 Importing the package registers the built-in architectures.
 """
 
-from rnnbench.models.architectures import ARCHITECTURES, Architecture, register_cell
+from rnnbench.models.architectures import (
+    ARCHITECTURES,
+    Architecture,
+    register_cell,
+    register_core,
+)
 from rnnbench.models.cells import CellCore, CellFactory
 from rnnbench.models.contract import CellUse, check_cells
 from rnnbench.models.cores import (
@@ -24,6 +30,7 @@ from rnnbench.models.cores import (
 )
 from rnnbench.models.init import INITS
 from rnnbench.models.model import RecurrentModel, count_parameters, make_model
+from rnnbench.models.sequence import SequenceCore
 
 __all__ = [
     "ARCHITECTURES",
@@ -36,12 +43,14 @@ __all__ = [
     "CellUse",
     "RecurrentCore",
     "RecurrentModel",
+    "SequenceCore",
     "TorchCore",
     "check_cells",
     "check_impl",
     "count_parameters",
     "make_model",
     "register_cell",
+    "register_core",
     "train_impl",
     "unroll",
 ]

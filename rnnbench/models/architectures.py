@@ -10,6 +10,7 @@ from rnnbench.config.params import ParamSpec, signature_params
 from rnnbench.errors import ConfigError
 from rnnbench.models.cells import CellCore, CellFactory
 from rnnbench.models.cores import RecurrentCore, TorchCore
+from rnnbench.models.sequence import CoreFactory, SequenceCore
 from rnnbench.registry import Registry, origin
 
 
@@ -62,7 +63,9 @@ ARCHITECTURES.add("lstm", _torch_arch("lstm", "LSTM (nn.LSTM)", 4))
 ARCHITECTURES.add("gru", _torch_arch("gru", "GRU (nn.GRU)", 3))
 
 
-def register_cell(name: str, description: str = "") -> Callable[[CellFactory], CellFactory]:
+def register_cell(
+    name: str, description: str = "", *, builtin: bool = False
+) -> Callable[[CellFactory], CellFactory]:
     """Register a user recurrent cell under ``name`` (the contract:
     :mod:`rnnbench.models.cells`). Its constructor's parameters after ``input_size`` and
     ``hidden_size`` are settable from the sweep's ``[archs.NAME]``.
@@ -96,7 +99,31 @@ def register_cell(name: str, description: str = "") -> Callable[[CellFactory], C
                 description or f"user cell {getattr(factory, '__name__', name)}",
                 origin=origin(factory) or "",
                 params=signature_params(factory),
-                module=getattr(factory, "__module__", None) or "__main__",
+                module=None if builtin else getattr(factory, "__module__", None) or "__main__",
+            ),
+        )
+        return factory
+
+    return decorate
+
+
+def register_core(
+    name: str, description: str = "", *, builtin: bool = False
+) -> Callable[[CoreFactory], CoreFactory]:
+    """Register a sequence-level core under ``name`` (the contract:
+    :mod:`rnnbench.models.sequence`). Its constructor's parameters after ``input_size`` and
+    ``hidden_size`` are settable from the sweep's ``[archs.NAME]``. ``builtin``: one of
+    rnnbench's own (no code version, no contract check before a sweep: the tests check it)."""
+
+    def decorate(factory: CoreFactory) -> CoreFactory:
+        ARCHITECTURES.add(
+            name,
+            Architecture(
+                lambda i, h, n, params: SequenceCore(factory, i, h, n, params),
+                description or f"user core {getattr(factory, '__name__', name)}",
+                origin=origin(factory) or "",
+                params=signature_params(factory),
+                module=None if builtin else getattr(factory, "__module__", None) or "__main__",
             ),
         )
         return factory

@@ -56,8 +56,8 @@ class CellCore(RecurrentCore):
             for k in range(num_layers)
         )
         # the optional hooks, found once, so a step pays nothing without them
-        self._begin = _hooks(self.cells, "begin_sequence")
-        self._after = _hooks(self.cells, "after_step")
+        self._begin = hooks(self.cells, "begin_sequence")
+        self._after = hooks(self.cells, "after_step")
 
     def begin_sequence(self) -> None:
         for hook in self._begin:
@@ -103,7 +103,8 @@ class CellCore(RecurrentCore):
         return slots
 
 
-def _hooks(cells: nn.ModuleList, name: str) -> list[Callable[[], Any]]:
+def hooks(cells: nn.ModuleList, name: str) -> list[Callable[[], Any]]:
+    """The modules' optional hook ``name``, bound, for those that define it."""
     # looked up on the class: nn.Module.__getattr__ would also find submodules and parameters
     return [
         functools.partial(getattr(type(cell), name), cell)

@@ -13,6 +13,10 @@ every run. The rules (:mod:`rnnbench.models.cells`):
   state reads no state at all, is allowed (a control);
 * ``init`` / ``init_gain`` act on the cell (:func:`rnnbench.models.model.make_model` writes a
   parametrized weight through its ``right_inverse``, or refuses).
+
+A sequence core (:mod:`rnnbench.models.sequence`) is run once on ``[2, 4, I]``: its output must
+be ``[B, T, H]``, and where it takes a perturbation, a perturbation of h_0 must change h_0 and
+reach the later steps whenever the input at step 0 does.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from torch import Tensor, nn
 from rnnbench.errors import ConfigError
 from rnnbench.models.cells import CellCore
 from rnnbench.models.model import make_model
+from rnnbench.models.sequence import SequenceCore
 from rnnbench.numerics import full_float32
 from rnnbench.tasks import Task
 
@@ -86,6 +91,11 @@ def check_cell(use: CellUse) -> None:
     except Exception as exc:
         raise ConfigError(f"{where}: building it raised {_exc(exc)}") from None
     core = model.core
+    if isinstance(core, SequenceCore):
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), full_float32():
+            torch.manual_seed(0)
+            _check_sequence(core, use.task.input_size, where)
+        return
     assert isinstance(core, CellCore)
     # as a run computes (IEEE float32), on a generator of its own: the caller's state is kept
     with torch.random.fork_rng(devices=[]), torch.no_grad(), full_float32():
@@ -159,6 +169,50 @@ def _check_steps(cell: nn.Module, inputs: int, hidden: int, where: str) -> None:
             f"changes nothing, changing state[{other}] does. The cell returns a readout as h, "
             "and its gradient profile would read all zeros; return the recurrent state first "
             "and compute the readout from it"
+        )
+
+
+_STEPS = 4
+
+
+def _run_core(core: SequenceCore, x: Tensor, where: str, **kwargs: Tensor) -> Tensor:
+    try:
+        out = core(x, **kwargs)
+    except Exception as exc:
+        raise ConfigError(f"{where}: forward(x, perturbation) raised {_exc(exc)}") from None
+    want = (_BATCH, _STEPS, core.hidden_size)
+    if not isinstance(out, Tensor) or tuple(out.shape) != want:
+        got = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ConfigError(
+            f"{where}: forward(x [B, T, I]) must return h [B, T, H] = {list(want)}; got {got}"
+        )
+    return out
+
+
+def _check_sequence(core: SequenceCore, inputs: int, where: str) -> None:
+    """A sequence core's rules: h shaped [B, T, H]; a perturbation of h_0, where the core
+    takes one, reaches the later steps whenever the input at step 0 does (the recurrence
+    carries it), so its gradient is the total dL/dh_t."""
+    x = torch.randn(_BATCH, _STEPS, inputs)
+    base = _run_core(core, x, where)
+    if not core.exact_hidden:
+        return
+    nudge = torch.zeros(_BATCH, _STEPS, core.hidden_size)
+    nudge[:, 0] = torch.randn(_BATCH, core.hidden_size)
+    nudged = _run_core(core, x, where, perturbation=nudge)
+    if torch.equal(nudged[:, 0], base[:, 0]):
+        raise ConfigError(
+            f"{where}: perturbation[:, t] must be added to h_t (the output at step t); at t = 0 "
+            "it changed nothing"
+        )
+    moved_x = x.clone()
+    moved_x[:, 0] += torch.randn(_BATCH, inputs)
+    remembers = not torch.equal(_run_core(core, moved_x, where)[:, 1:], base[:, 1:])
+    if remembers and torch.equal(nudged[:, 1:], base[:, 1:]):
+        raise ConfigError(
+            f"{where}: the perturbation of h_0 does not reach the later steps, though the "
+            "input at step 0 does: add it to h_t before h_t feeds step t+1 (for a linear "
+            "recurrence, to the drive b_t), or the hidden profile misses the recurrence"
         )
 
 

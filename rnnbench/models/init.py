@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -33,7 +34,33 @@ def _init_identity(weight: Tensor, hidden_size: int, gain: float, g: torch.Gener
             block.copy_(torch.eye(hidden_size, dtype=block.dtype) * gain)
 
 
+def _init_xavier_uniform(
+    weight: Tensor, hidden_size: int, gain: float, g: torch.Generator
+) -> None:
+    """U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)) per gate block: the variance that
+    keeps activations and gradients of the same scale through a linear layer (Glorot & Bengio
+    2010, eq. 16)."""
+    with torch.no_grad():
+        for block in weight.split(hidden_size, dim=0):
+            fan_out, fan_in = block.shape
+            bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+            block.copy_((torch.rand(block.shape, generator=g) * 2 - 1).to(block.dtype) * bound)
+
+
+def _init_kaiming_normal(
+    weight: Tensor, hidden_size: int, gain: float, g: torch.Generator
+) -> None:
+    """N(0, 2 / fan_in) per gate block, times ``gain``: the variance that keeps a ReLU layer's
+    activations of the same scale (He et al. 2015, eq. 10)."""
+    with torch.no_grad():
+        for block in weight.split(hidden_size, dim=0):
+            std = gain * math.sqrt(2.0 / block.shape[1])
+            block.copy_(torch.randn(block.shape, generator=g).to(block.dtype) * std)
+
+
 INITS: Registry[Callable[[Tensor, int, float, torch.Generator], None]] = Registry("init")
 INITS.add("default", _init_default)
 INITS.add("orthogonal", _init_orthogonal)
 INITS.add("identity", _init_identity)
+INITS.add("xavier_uniform", _init_xavier_uniform)
+INITS.add("kaiming_normal", _init_kaiming_normal)

@@ -26,7 +26,7 @@ from rnnbench.report.axes import Axes, every_value, figure_runs, swept_axes
 from rnnbench.report.figures import Figures
 from rnnbench.report.models import models_numbers, models_view
 from rnnbench.report.render import Section, html_table, md_table, render_html, save_figure
-from rnnbench.report.style import Ctx
+from rnnbench.report.style import Ctx, hidden_missing
 from rnnbench.report.tables import (
     DASH,
     headline_numbers,
@@ -221,6 +221,16 @@ def _figure_sections(
     return sections
 
 
+def _input_profile_note(missing: list[str]) -> str:
+    if not missing:
+        return ""
+    return (
+        f"Profiles: {', '.join(missing)} hide{'s' if len(missing) == 1 else ''} the hidden state "
+        "(a sequence core that takes no perturbation), so every architecture is compared on the "
+        "input profile ‖∂L/∂x_t‖, exact for any module; r and the profile figures are of it."
+    )
+
+
 def build_report(
     stores: Sequence[str | Path],
     out: str | Path,
@@ -245,6 +255,11 @@ def build_report(
     figdir.mkdir(parents=True, exist_ok=True)
     tabledir.mkdir(parents=True, exist_ok=True)
     axes = swept_axes(frame)
+    missing = hidden_missing(frame)
+    if missing:  # the tables' r columns follow the figures onto the input profile
+        frame = frame.assign(
+            grad_factor=frame["input_factor"], grad_factor_init=frame["input_factor_init"]
+        )
     # figures hold some swept fields at one value where there are too many to draw as styles
     drawn = figure_runs(frame, axes)
     ctx = Ctx.of(drawn, multi=len(labels) > 1, axes=axes)
@@ -260,7 +275,14 @@ def build_report(
     generated = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = "rnnbench report: " + " vs ".join(labels)
     index = out / "index.html"
-    note = axes.note(multi=len(labels) > 1)
+    note = " ".join(
+        part
+        for part in (
+            axes.note(multi=len(labels) > 1),
+            _input_profile_note(missing),
+        )
+        if part
+    )
     index.write_text(render_html(title, sections, generated, note), encoding="utf-8")
     md = [
         f"# {title}",

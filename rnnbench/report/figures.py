@@ -112,7 +112,8 @@ def _profile_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
         if not isinstance(profiles, list) or not profiles:
             continue
         for phase, profile in (("init", profiles[0]), ("end", profiles[-1])):
-            norms = np.asarray(profile.get("norms") or [], dtype=np.float64)
+            key = "norms" if ctx.profile == "hidden" else "input_norms"
+            norms = np.asarray(profile.get(key) or [], dtype=np.float64)
             for t, value in enumerate(norms):
                 rows.append(
                     (
@@ -153,7 +154,7 @@ def fig_gradient_profiles(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figu
             col="T",
             ctx=ctx,
             xlabel="time step t",
-            ylabel="‖∂L/∂h_t‖",
+            ylabel=ctx.symbol,
             log=True,
         ).figure
         fig.suptitle(f"Gradient norm through time {words} (median, IQR band over seeds)", y=1.02)
@@ -161,7 +162,7 @@ def fig_gradient_profiles(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figu
             (
                 f"grad_profile_{phase}",
                 fig,
-                f"‖∂L/∂h_t‖ against time step t {words}; log y; zeros (below the float "
+                f"{ctx.symbol} against time step t {words}; log y; zeros (below the float "
                 "floor) are masked; line = median over seeds, band = IQR.",
             )
         )
@@ -308,7 +309,8 @@ def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure,
 def fig_grad_factor(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
     parts = []
     frame = with_series(frame, ctx)
-    for phase, column in (("init", "grad_factor_init"), ("end", "grad_factor")):
+    prefix = "grad" if ctx.profile == "hidden" else "input"
+    for phase, column in (("init", f"{prefix}_factor_init"), ("end", f"{prefix}_factor")):
         part = frame[["label", "task", "seq_len", "arch", "clip", "seed", "series", column]].rename(
             columns={column: "r", "seq_len": "T"}
         )
@@ -337,8 +339,8 @@ def fig_grad_factor(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, st
         (
             "grad_factor",
             fig,
-            "Per-step gradient factor r against T at init and at the end of training; dashed "
-            "line r = 1; median over seeds with IQR band; log y.",
+            f"Per-step gradient factor r (of {ctx.symbol}) against T at init and at the end of "
+            "training; dashed line r = 1; median over seeds with IQR band; log y.",
         )
     ]
 

@@ -69,6 +69,20 @@ def style_order(data: pd.DataFrame, ctx: Ctx) -> list[str]:
     return known + sorted(present - set(known))
 
 
+def hidden_missing(frame: pd.DataFrame) -> list[str]:
+    """The architectures with a profile but no hidden-state one (their core takes no
+    perturbation): the report then compares every architecture on the input profile."""
+    missing = set()
+    for arch, profiles in zip(frame["arch"], frame["profiles"], strict=True):
+        if isinstance(profiles, list) and profiles and profiles[0].get("norms") is None:
+            missing.add(str(arch))
+    return sorted(missing)
+
+
+def profile_kind(frame: pd.DataFrame) -> str:
+    return "input" if hidden_missing(frame) else "hidden"
+
+
 @dataclass
 class Ctx:
     """What every figure shares: the architecture colours, comparison mode, the swept fields
@@ -78,12 +92,19 @@ class Ctx:
     multi: bool
     axes: Axes = field(default_factory=Axes)
     order: list[str] = field(default_factory=list)
+    #: the profile the figures compare: "hidden" (||dL/dh_t||) or, where some architecture
+    #: hides its state (a sequence core without a perturbation), "input" (||dL/dx_t||)
+    profile: str = "hidden"
 
     @classmethod
     def of(cls, frame: pd.DataFrame, multi: bool, axes: Axes) -> Ctx:
-        ctx = cls(palette(frame["arch"].dropna()), multi, axes)
+        ctx = cls(palette(frame["arch"].dropna()), multi, axes, profile=profile_kind(frame))
         ctx.order = series_order(frame, ctx)
         return ctx
+
+    @property
+    def symbol(self) -> str:
+        return "‖∂L/∂h_t‖" if self.profile == "hidden" else "‖∂L/∂x_t‖"
 
     def style_title(self) -> str:
         """The legend's title for the line styles: what the style column encodes."""

@@ -60,6 +60,12 @@ class RunRecord(Mapping[str, Any]):
     #: steps back the gradient reaches, at the end
     grad_span: int | None = field(default=None, metadata=_INTEGER)
     grad_span_init: int | None = field(default=None, metadata=_INTEGER)
+    #: the same two from the input profile ||dL/dx_t||, which every architecture has (a
+    #: sequence core that hides its state has no hidden profile: NaN / None above)
+    input_factor: float = field(default=math.nan, metadata=_REAL)
+    input_factor_init: float = field(default=math.nan, metadata=_REAL)
+    input_span: int | None = field(default=None, metadata=_INTEGER)
+    input_span_init: int | None = field(default=None, metadata=_INTEGER)
     memory_capacity: float = field(default=math.nan, metadata=_REAL)  # sum of the probe's r^2(k)
     #: largest lag k with r^2(k) >= 0.5
     probe_span: int | None = field(default=None, metadata=_INTEGER)

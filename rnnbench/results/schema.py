@@ -13,7 +13,7 @@ from collections.abc import Callable
 from rnnbench.errors import StoreError
 from rnnbench.results.record import JSON_COLUMNS, SCALAR_COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the table layout, kept in ``PRAGMA user_version`` (0 means an empty/new file)."""
 
 RUNS_TABLE = "runs"
@@ -35,23 +35,50 @@ def _column_ddl(name: str, kind: str) -> str:
     return ddl
 
 
-def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
-    """Create the tables in an empty file.
+#: The runs table of schema 1, frozen: what ``_migrate_0_to_1`` creates, whatever
+#: :class:`~rnnbench.results.record.RunRecord` says today (later versions add columns).
+_V1_SCALAR = (
+    ("run_id", "TEXT"), ("sweep", "TEXT"), ("task", "TEXT"), ("arch", "TEXT"),
+    ("seq_len", "INTEGER"), ("clip", "TEXT"), ("seed", "INTEGER"), ("status", "TEXT"),
+    ("steps", "INTEGER"), ("final_loss", "REAL"), ("baseline_loss", "REAL"),
+    ("normalized_loss", "REAL"), ("accuracy", "REAL"), ("solved", "BOOL"),
+    ("grad_factor", "REAL"), ("grad_factor_init", "REAL"), ("grad_span", "INTEGER"),
+    ("grad_span_init", "INTEGER"), ("memory_capacity", "REAL"), ("probe_span", "INTEGER"),
+    ("max_grad_norm", "REAL"), ("clipped_fraction", "REAL"), ("diverged_step", "INTEGER"),
+    ("wall_s", "REAL"), ("error", "TEXT"), ("created_at", "TEXT"),
+)  # fmt: skip
+_V1_JSON = ("config", "env", "curves", "profiles", "probe", "param_stats", "metrics")
+#: Schema 2: the input profile's factor and span (every architecture has one).
+_V2_ADDED = (
+    ("input_factor", "REAL"),
+    ("input_factor_init", "REAL"),
+    ("input_span", "INTEGER"),
+    ("input_span_init", "INTEGER"),
+)
 
-    When SCHEMA_VERSION 2 is introduced, freeze this DDL as a literal (it describes version 1,
-    not "whatever RunRecord says today") and add ``_migrate_1_to_2`` with ALTER TABLEs.
-    """
-    columns = [_column_ddl(name, kind) for name, kind in SCALAR_COLUMNS]
-    columns += [f"{name} TEXT" for name in JSON_COLUMNS]
+
+def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
+    """Create the schema-1 tables in an empty file."""
+    columns = [_column_ddl(name, kind) for name, kind in _V1_SCALAR]
+    columns += [f"{name} TEXT" for name in _V1_JSON]
     conn.execute(f"CREATE TABLE {RUNS_TABLE} ({', '.join(columns)})")
     conn.execute(f"CREATE INDEX {RUNS_TABLE}_status ON {RUNS_TABLE} (status)")
     conn.execute(f"CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_0_to_1,)
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Add the input profile's columns; the runs recorded before have none (NULL: NaN)."""
+    for name, kind in _V2_ADDED:
+        conn.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN {_column_ddl(name, kind)}")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_0_to_1, _migrate_1_to_2)
 """``MIGRATIONS[v]`` upgrades a database at user_version ``v`` to ``v + 1``."""
 
 assert len(MIGRATIONS) == SCHEMA_VERSION, "one migration per schema version"
+assert {*_V1_SCALAR, *_V2_ADDED} == set(SCALAR_COLUMNS) and set(_V1_JSON) == set(JSON_COLUMNS), (
+    "the migrations create every RunRecord column: add a migration for a new field"
+)
 
 
 def tables(conn: sqlite3.Connection) -> set[str]:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnbench.config.schema import ClipSpec, RunConfig
-from rnnbench.diagnostics.gradients import gradient_norms_through_time
+from rnnbench.diagnostics.gradients import gradient_norms_through_time, has_hidden_profile
 from rnnbench.diagnostics.memory import memory_probe
 from rnnbench.diagnostics.summary import summarize_profile
 from rnnbench.models import RecurrentModel, make_model, train_impl
@@ -72,14 +72,27 @@ def _evaluate(model: RecurrentModel, task: Task, data: Batch, chunk: int) -> dic
 def _profile(
     model: RecurrentModel, task: Task, batch: Batch, step: int, metrics: dict[str, float]
 ) -> dict[str, Any]:
-    norms = gradient_norms_through_time(model, task, batch).cpu()
-    summary = summarize_profile(norms, task.recurrence_window())
-    return {
-        "step": step,
-        "norms": norms.tolist(),
-        "grad_factor": summary.factor,
-        "grad_span": summary.span,
-        "below_floor": summary.below_floor,
+    """One checkpoint's profiles: ||dL/dh_t|| (None where the core hides its state) and
+    ||dL/dx_t|| (every architecture), each with its factor and span."""
+    window = task.recurrence_window()
+    entry: dict[str, Any] = {"step": step}
+    if has_hidden_profile(model.core):
+        norms = gradient_norms_through_time(model, task, batch).cpu()
+        summary = summarize_profile(norms, window)
+        entry |= {
+            "norms": norms.tolist(),
+            "grad_factor": summary.factor,
+            "grad_span": summary.span,
+            "below_floor": summary.below_floor,
+        }
+    else:
+        entry |= {"norms": None, "grad_factor": math.nan, "grad_span": None, "below_floor": None}
+    inputs = gradient_norms_through_time(model, task, batch, wrt="input").cpu()
+    summary = summarize_profile(inputs, window)
+    return entry | {
+        "input_norms": inputs.tolist(),
+        "input_factor": summary.factor,
+        "input_span": summary.span,
         **{f"eval_{k}": v for k, v in metrics.items()},
     }
 
@@ -286,6 +299,10 @@ def _outcome(run: _Run, trajectory: _Trajectory) -> dict[str, Any]:
         "grad_span_init": first["grad_span"] if first else None,
         "grad_factor": last["grad_factor"] if last else math.nan,
         "grad_span": last["grad_span"] if last else None,
+        "input_factor_init": first["input_factor"] if first else math.nan,
+        "input_span_init": first["input_span"] if first else None,
+        "input_factor": last["input_factor"] if last else math.nan,
+        "input_span": last["input_span"] if last else None,
         "profiles": profiles,
         "param_stats": trajectory.param_stats,
         "metrics": {
