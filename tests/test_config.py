@@ -85,7 +85,8 @@ def test_per_task_overrides() -> None:
         (lambda d: d.update(colour="red"), r"^colour: unknown key; allowed: name, imports, grid"),
         (
             lambda d: d["grid"].update(arch=["rnn", "transformer"]),
-            r"^grid.arch: unknown arch 'transformer'; allowed: gru, lstm, rnn, rnn_relu",
+            r"^grid.arch: unknown arch 'transformer'; allowed: gru, gru_ln, lru, lstm, lstm_ln, "
+            r"mingru, rnn, rnn_relu",
         ),
         (lambda d: d["grid"].update(clip=["norm:-1"]), r"^grid.clip: threshold must be > 0"),
         (lambda d: d["grid"].update(clip=["max:1"]), r"^grid.clip: expected 'none', 'norm:X'"),
@@ -106,7 +107,8 @@ def test_per_task_overrides() -> None:
         ),
         (
             lambda d: d["model"].update(init="xavier"),
-            r"^model.init: unknown init 'xavier'; allowed: default, identity, orthogonal",
+            r"^model.init: unknown init 'xavier'; allowed: default, identity, kaiming_normal, "
+            r"orthogonal, xavier_uniform",
         ),
         (
             lambda d: d.update(tasks={"adding": {"placement": "middle"}}),

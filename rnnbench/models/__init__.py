@@ -11,6 +11,9 @@
 Importing the package registers the built-in architectures.
 """
 
+from rnnbench.models import layernorm as layernorm
+from rnnbench.models import lru as lru
+from rnnbench.models import mingru as mingru
 from rnnbench.models.architectures import (
     ARCHITECTURES,
     Architecture,

@@ -78,13 +78,16 @@ class CellCore(RecurrentCore):
         batch = x.shape[0]
         states = [cell.init_state(batch, x.device, x.dtype) for cell in self.cells]  # type: ignore[operator]
         top = self.num_layers - 1
+        # unbind, never perturbation[t]: each index of a tensor that requires grad adds a
+        # full-size gradient to the backward, which made the profile quadratic in T
+        nudges = perturbation.unbind(0) if perturbation is not None else None
         outputs = []
         for t, x_t in enumerate(x.unbind(1)):
             inp = x_t
             for k, cell in enumerate(self.cells):
                 state = tuple(cell(inp, states[k]))
-                if k == top and perturbation is not None:
-                    state = (state[0] + perturbation[t], *state[1:])
+                if k == top and nudges is not None:
+                    state = (state[0] + nudges[t], *state[1:])
                 states[k] = state
                 inp = state[0]
             outputs.append(inp)
