@@ -103,7 +103,8 @@ def _snapshot(conn: sqlite3.Connection) -> tuple[int, set[str]]:
 
 def check(conn: sqlite3.Connection, readonly: bool, fail: Fail) -> int:
     """The file's schema version, after checking (reading only) that it is an rnnbench store
-    this version can open: readers need the current schema, writers at most it."""
+    this version can open: at most the current schema (an older one is read as it is, and
+    upgraded by its first writer)."""
     try:
         version, found = _snapshot(conn)
     except sqlite3.OperationalError as exc:  # locked, unreadable, no room for -shm, ...
@@ -127,12 +128,15 @@ def check(conn: sqlite3.Connection, readonly: bool, fail: Fail) -> int:
         )
     if readonly and version == 0:
         raise fail("empty file, not an rnnbench database (no runs recorded)")
-    if readonly and version < SCHEMA_VERSION:
-        raise fail(
-            f"written by an older rnnbench (schema {version}); open it once for "
-            f"writing to upgrade it to schema {SCHEMA_VERSION}"
-        )
+    # An older schema is read as it is (every migration only adds columns; the ones it lacks
+    # read as missing values): a reader never needs to write, and a committed store stays as
+    # it was committed. The first writer upgrades it.
     return version
+
+
+def columns(conn: sqlite3.Connection) -> set[str]:
+    """The runs table's columns in this file (an older schema has fewer)."""
+    return {str(row[1]) for row in conn.execute(f"PRAGMA table_info({RUNS_TABLE})")}
 
 
 def migrate(conn: sqlite3.Connection, fail: Fail) -> None:

@@ -255,7 +255,10 @@ class Store:
             raise
 
     def _rows(self) -> list[dict[str, Any]]:
-        cursor = self.conn.execute(f"SELECT {', '.join(FIELDS)} FROM {RUNS_TABLE} ORDER BY rowid")
+        # an older schema's file (read-only) lacks the later columns: NULL in their place
+        present = schema.columns(self.conn)
+        selected = ", ".join(name if name in present else "NULL" for name in FIELDS)
+        cursor = self.conn.execute(f"SELECT {selected} FROM {RUNS_TABLE} ORDER BY rowid")
         return [RunRecord.decode_row(row) for row in cursor]
 
     def runs(self) -> list[dict[str, Any]]:
