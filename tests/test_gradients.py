@@ -14,9 +14,13 @@ CELLS = {"rnn": nn.RNNCell, "rnn_relu": nn.RNNCell, "lstm": nn.LSTMCell, "gru": 
 
 
 def reference_norms(
-    model: rnnbench.models.RecurrentModel, task: rnnbench.Task, batch: rnnbench.Batch
+    model: rnnbench.models.RecurrentModel,
+    task: rnnbench.Task,
+    batch: rnnbench.Batch,
+    wrt: str = "hidden",
 ) -> torch.Tensor:
-    """||dL/dh_t|| from nn.*Cell copies of the weights, unrolled, with retain_grad per step."""
+    """||dL/dh_t|| from nn.*Cell copies of the weights, unrolled, with retain_grad per step; or
+    with ``wrt="input"`` ||dL/dx_t||, every x_t a leaf of its own."""
     rnn, arch = model.core.rnn, model.core.mode
     hidden = model.core.hidden_size
     cells = []
@@ -36,7 +40,8 @@ def reference_norms(
         for _ in cells
     ]
     hs = []
-    for x_t in batch.x.unbind(1):
+    xs = [x_t.clone().requires_grad_(True) for x_t in batch.x.unbind(1)]
+    for x_t in xs:
         inp = x_t
         for k, cell in enumerate(cells):
             states[k] = cell(inp, states[k])
@@ -44,7 +49,7 @@ def reference_norms(
         inp.retain_grad()
         hs.append(inp)
     task.dependency_loss(model.head(torch.stack(hs, 1)), batch).backward()
-    return torch.stack([h.grad.double().norm() for h in hs])
+    return torch.stack([v.grad.double().norm() for v in (hs if wrt == "hidden" else xs)])
 
 
 @pytest.mark.parametrize("method", ["probe", "loop", None])
@@ -63,6 +68,21 @@ def test_profile_is_exact(arch: str, layers: int, task_name: str, method: str | 
     reference = reference_norms(model, task, batch)
     assert ours.shape == (task.total_len,)
     assert ours.dtype == torch.float64
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-30)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "rnn_relu", "lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("task_name", ["copy", "adding"])
+def test_input_profile_is_exact(arch: str, layers: int, task_name: str) -> None:
+    task = rnnbench.make_task(task_name, seq_len=25)
+    model = rnnbench.make_model(
+        arch, task, hidden_size=16, num_layers=layers, seed=3, init="orthogonal", init_gain=1.2
+    )
+    batch = task.sample(8, torch.Generator().manual_seed(1))
+    ours = rnnbench.gradient_norms_through_time(model, task, batch, wrt="input")
+    assert all(p.grad is None for p in model.parameters())
+    reference = reference_norms(model, task, batch, wrt="input")
     torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-30)
 
 
