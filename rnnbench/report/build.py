@@ -272,17 +272,17 @@ def build_report(
     s = Section("metadata", "Run metadata")
     _metadata_section(frame, list(stores), labels, s)
     sections.append(s)
-    generated = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = "rnnbench report: " + " vs ".join(labels)
-    index = out / "index.html"
     note = " ".join(
-        part
-        for part in (
-            axes.note(multi=len(labels) > 1),
-            _input_profile_note(missing),
-        )
-        if part
+        p for p in (axes.note(multi=len(labels) > 1), _input_profile_note(missing)) if p
     )
+    return _write(out, title, note, sections)
+
+
+def _write(out: Path, title: str, note: str, sections: list[Section]) -> Path:
+    """``index.html`` and ``report.md`` from the sections; returns the HTML's path."""
+    generated = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    index = out / "index.html"
     index.write_text(render_html(title, sections, generated, note), encoding="utf-8")
     md = [
         f"# {title}",
