@@ -165,3 +165,40 @@ def test_a_core_contract_violation_exits_2_before_the_store(tmp_path: Path, case
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"arch 'c': {message}" in result.stderr
     assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    ("arch", "extra", "message"),
+    [
+        (
+            "mingru",
+            '[model]\ninit = "xavier_uniform"\n',
+            "arch 'mingru': model.init: MinGRU has no recurrent weight named 'weight_hh'",
+        ),
+        (
+            "lru",
+            "[model]\nhidden_size = 7\n",
+            "arch 'lru': model.hidden_size: the LRU needs an even",
+        ),
+        (
+            "lru",
+            "[archs.lru]\nr_min = 0.99\nr_max = 0.5\n",
+            "arch 'lru' (r_min=0.99, r_max=0.5): archs.lru: need 0 <= r_min <= r_max <= 1",
+        ),
+    ],
+)
+def test_a_setting_a_built_in_core_cannot_take_exits_2_before_the_store(
+    tmp_path: Path, arch: str, extra: str, message: str
+) -> None:
+    """Built-in cells and cores are built once before the sweep, like user ones: a setting they
+    refuse is exit 2 and no store, not an error recorded (and retried) in every run."""
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(
+        f'[grid]\ntask = ["adding"]\narch = ["gru", "{arch}"]\nseq_len = [6]\nclip = ["none"]\n'
+        f"seed = [0]\n{extra}"
+    )
+    store = tmp_path / "out.db"
+    result = rnnbench_cli("run", str(sweep), "--store", str(store))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not store.exists()

@@ -243,3 +243,33 @@ def test_task_spans_keep_a_missing_axis_value_as_a_key() -> None:
     assert by_key[("gated", 0.0)] == (5.0, 10.0)
     assert by_key[("gated", 1.0)][0] == 10.0
     assert by_key[("rnn", None)] == (5.0, 10.0)
+
+
+def test_a_group_without_a_parameter_count_does_not_blank_its_architecture() -> None:
+    """Errored runs record no parameter count; the Models table reads the other groups."""
+    from rnnbench.report.models import models_view
+
+    rows = [
+        ("lru", "default", 3345),
+        ("lru", "xavier_uniform", None),
+        ("gru", "default", 3489),
+    ]
+    numbers = pd.DataFrame(
+        [
+            {
+                "label": "a",
+                "task": "adding",
+                "arch": arch,
+                "model.init": init,
+                "parameters_min": count,
+                "parameters_max": count,
+                "runs": 1,
+            }
+            for arch, init, count in rows
+        ]
+    )
+    for column in ("parameters_min", "parameters_max"):
+        numbers[column] = numbers[column].astype("Int64")
+    view = models_view(numbers, ["a"], ["model.init"])
+    assert view.loc["lru", "adding"] == "3,345 (1.0×)"
+    assert view.loc["gru", "adding"] == "3,489 (1.0×)"

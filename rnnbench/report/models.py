@@ -68,6 +68,10 @@ def _size_axes(numbers: pd.DataFrame, paths: list[str]) -> list[str]:
 def models_view(numbers: pd.DataFrame, labels: list[str], axes: list[str]) -> pd.DataFrame:
     """Rows architecture × the swept fields (of ``axes``) that change the count (× label),
     one column per task: the count, and its ratio to the task's smallest model."""
+    # groups with no count (every run errored before building its model) say nothing about
+    # the size; left in, one would blank the row of its architecture
+    known = numbers[numbers["parameters_min"].notna()]
+    numbers = known if not known.empty else numbers
     paths = _size_axes(numbers, [a for a in axes if a in numbers.columns])
     names = short_names(paths)
     multi = len(labels) > 1

@@ -11,9 +11,10 @@ from typing import Any
 
 from rnnbench.config.params import Param
 from rnnbench.errors import ConfigError
-from rnnbench.models import ARCHITECTURES
+from rnnbench.models import ARCHITECTURES, INITS
 from rnnbench.registry import import_plugins
 from rnnbench.tasks import TASKS
+from rnnbench.training import OPTIMIZERS
 
 
 def import_sweep_modules(path: Path) -> list[str]:
@@ -69,6 +70,6 @@ def describe() -> str:
         lines += [f"    {p.describe()}" for p in arch.params.params]
         if arch.params.open:
             lines.append("    (and any other keyword: the constructor takes **kwargs)")
-        if not arch.params.params and not arch.params.open:
-            lines.append("    (no parameters)")
+    lines.append(f"inits ([model] init, with init_gain): {', '.join(INITS.names())}")
+    lines.append(f"optimizers ([train] optimizer): {', '.join(OPTIMIZERS.names())}")
     return "\n".join(lines)
