@@ -100,10 +100,11 @@ def cmd_results(args: argparse.Namespace) -> int:
     # in grid order, not the order the runs happened to finish in
     if args.format == "jsonl":
         for record in sorted(records or [], key=lambda r: tuple(r[k] for k in RUN_ORDER)):
+            swept = axes_of(record)
             flat = record | {
                 "parameters": (record.get("metrics") or {}).get("parameters"),
                 "code_version": code_version(record.get("config") or {}),
-                **{path: axes_of(record).get(path) for path in axes},
+                **{path: swept.get(path) for path in axes},
             }
             print(json.dumps({k: _jsonable(v) for k, v in flat.items()}, default=_jsonable))
         return 0

@@ -91,20 +91,7 @@ def register_cell(
     >>> ARCHITECTURES.remove("doc_cell")
     """
 
-    def decorate(factory: CellFactory) -> CellFactory:
-        ARCHITECTURES.add(
-            name,
-            Architecture(
-                lambda i, h, n, params: CellCore(factory, i, h, n, params),
-                description or f"user cell {getattr(factory, '__name__', name)}",
-                origin=origin(factory) or "",
-                params=signature_params(factory),
-                module=None if builtin else getattr(factory, "__module__", None) or "__main__",
-            ),
-        )
-        return factory
-
-    return decorate
+    return _register(name, description, builtin, CellCore, "cell")
 
 
 def register_core(
@@ -113,14 +100,27 @@ def register_core(
     """Register a sequence-level core under ``name`` (the contract:
     :mod:`rnnbench.models.sequence`). Its constructor's parameters after ``input_size`` and
     ``hidden_size`` are settable from the sweep's ``[archs.NAME]``. ``builtin``: one of
-    rnnbench's own (no code version, no contract check before a sweep: the tests check it)."""
+    rnnbench's own (no code version in the run key)."""
 
-    def decorate(factory: CoreFactory) -> CoreFactory:
+    return _register(name, description, builtin, SequenceCore, "core")
+
+
+def _register(
+    name: str,
+    description: str,
+    builtin: bool,
+    core: Callable[..., RecurrentCore],
+    kind: str,
+) -> Callable[[Any], Any]:
+    """The decorator of :func:`register_cell` / :func:`register_core`: ``core`` wraps the
+    factory into a stack of ``num_layers``."""
+
+    def decorate(factory: Any) -> Any:
         ARCHITECTURES.add(
             name,
             Architecture(
-                lambda i, h, n, params: SequenceCore(factory, i, h, n, params),
-                description or f"user core {getattr(factory, '__name__', name)}",
+                lambda i, h, n, params: core(factory, i, h, n, params),
+                description or f"user {kind} {getattr(factory, '__name__', name)}",
                 origin=origin(factory) or "",
                 params=signature_params(factory),
                 module=None if builtin else getattr(factory, "__module__", None) or "__main__",

@@ -51,10 +51,7 @@ class CellCore(RecurrentCore):
         super().__init__()
         self.hidden_size = hidden_size
         self.num_layers = num_layers
-        self.cells = nn.ModuleList(
-            cell_factory(input_size if k == 0 else hidden_size, hidden_size, **(params or {}))
-            for k in range(num_layers)
-        )
+        self.cells = stack_layers(cell_factory, input_size, hidden_size, num_layers, params)
         # the optional hooks, found once, so a step pays nothing without them
         self._begin = hooks(self.cells, "begin_sequence")
         self._after = hooks(self.cells, "after_step")
@@ -94,16 +91,36 @@ class CellCore(RecurrentCore):
         return torch.stack(outputs, dim=1)
 
     def recurrent_slots(self) -> list[tuple[nn.Module, str]]:
-        slots = []
-        for cell in self.cells:
-            if not isinstance(getattr(cell, "weight_hh", None), Tensor):
-                raise ConfigError(
-                    f"model.init: {type(cell).__name__} has no recurrent weight named "
-                    "'weight_hh', so init and init_gain cannot act on it; name it so, or use "
-                    'init = "default" with init_gain = 1'
-                )
-            slots.append((cell, "weight_hh"))
-        return slots
+        return weight_hh_slots(self.cells)
+
+
+def stack_layers(
+    factory: Callable[..., nn.Module],
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    params: dict[str, Any] | None,
+) -> nn.ModuleList:
+    """``num_layers`` modules from a user factory (a cell's or a sequence core's), the first
+    reading the input, the others the hidden states below; ``params`` go to each."""
+    return nn.ModuleList(
+        factory(input_size if k == 0 else hidden_size, hidden_size, **(params or {}))
+        for k in range(num_layers)
+    )
+
+
+def weight_hh_slots(modules: nn.ModuleList) -> list[tuple[nn.Module, str]]:
+    """Each module's ``weight_hh`` as an init slot, or the one-line refusal."""
+    slots = []
+    for module in modules:
+        if not isinstance(getattr(module, "weight_hh", None), Tensor):
+            raise ConfigError(
+                f"model.init: {type(module).__name__} has no recurrent weight named "
+                "'weight_hh', so init and init_gain cannot act on it; name it so, or use "
+                'init = "default" with init_gain = 1'
+            )
+        slots.append((module, "weight_hh"))
+    return slots
 
 
 def hooks(cells: nn.ModuleList, name: str) -> list[Callable[[], Any]]:

@@ -90,23 +90,24 @@ def check_cell(use: CellUse) -> None:
         raise ConfigError(f"{where}: {exc}") from None
     except Exception as exc:
         raise ConfigError(f"{where}: building it raised {_exc(exc)}") from None
-    core = model.core
-    if isinstance(core, SequenceCore):
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), full_float32():
-            torch.manual_seed(0)
-            _check_sequence(core, use.task.input_size, where)
-        return
-    assert isinstance(core, CellCore)
     # as a run computes (IEEE float32), on a generator of its own: the caller's state is kept
     with torch.random.fork_rng(devices=[]), torch.no_grad(), full_float32():
         torch.manual_seed(0)
-        try:
-            core.begin_sequence()
-        except Exception as exc:
-            raise ConfigError(f"{where}: begin_sequence() raised {_exc(exc)}") from None
-        for layer, cell in enumerate(core.cells):
-            inputs = use.task.input_size if layer == 0 else use.hidden_size
-            _check_steps(cell, inputs, use.hidden_size, where)
+        if isinstance(model.core, SequenceCore):
+            _check_sequence(model.core, use.task.input_size, where)
+        else:
+            assert isinstance(model.core, CellCore)
+            _check_cells(model.core, use, where)
+
+
+def _check_cells(core: CellCore, use: CellUse, where: str) -> None:
+    try:
+        core.begin_sequence()
+    except Exception as exc:
+        raise ConfigError(f"{where}: begin_sequence() raised {_exc(exc)}") from None
+    for layer, cell in enumerate(core.cells):
+        inputs = use.task.input_size if layer == 0 else use.hidden_size
+        _check_steps(cell, inputs, use.hidden_size, where)
 
 
 def _exc(exc: BaseException) -> str:

@@ -30,8 +30,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from rnnbench.errors import ConfigError
-from rnnbench.models.cells import hooks
+from rnnbench.models.cells import hooks, stack_layers, weight_hh_slots
 from rnnbench.models.cores import RecurrentCore
 
 CoreFactory = Callable[..., nn.Module]
@@ -61,10 +60,7 @@ class SequenceCore(RecurrentCore):
         super().__init__()
         self.hidden_size = hidden_size
         self.num_layers = num_layers
-        self.layers = nn.ModuleList(
-            factory(input_size if k == 0 else hidden_size, hidden_size, **(params or {}))
-            for k in range(num_layers)
-        )
+        self.layers = stack_layers(factory, input_size, hidden_size, num_layers, params)
         self.exact_hidden = accepts_perturbation(self.layers[-1])
         self._after = hooks(self.layers, "after_step")
 
@@ -92,13 +88,4 @@ class SequenceCore(RecurrentCore):
         return bool(self._after)
 
     def recurrent_slots(self) -> list[tuple[nn.Module, str]]:
-        slots = []
-        for layer in self.layers:
-            if not isinstance(getattr(layer, "weight_hh", None), Tensor):
-                raise ConfigError(
-                    f"model.init: {type(layer).__name__} has no recurrent weight named "
-                    "'weight_hh', so init and init_gain cannot act on it; name it so, or use "
-                    'init = "default" with init_gain = 1'
-                )
-            slots.append((layer, "weight_hh"))
-        return slots
+        return weight_hh_slots(self.layers)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from rnnbench.results.grouping import GROUP_KEYS
+from rnnbench.results.grouping import GROUP_KEYS, short_names
 from rnnbench.results.spans import frame_axes, hashable
 
 DASH = "–"
@@ -46,13 +46,6 @@ def sort_token(value: Any) -> tuple[int, int, float, str]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return (0, 0, float(value), "")
     return (0, 1, 0.0, str(value))
-
-
-def short_names(paths: Sequence[str]) -> dict[str, str]:
-    """Each path's last name ('lr' for 'train.lr'), the whole path where two share it (as
-    :func:`rnnbench.results.grouping.variant` names them)."""
-    short = [p.rsplit(".", 1)[-1] for p in paths]
-    return {p: s if short.count(s) == 1 else p for p, s in zip(paths, short, strict=True)}
 
 
 @dataclass(frozen=True)

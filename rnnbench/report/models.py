@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from rnnbench.report.axes import axis_key, short_names, sort_token, value_text
+from rnnbench.report.axes import axis_key, sort_token, value_text
 from rnnbench.report.tables import DASH, keyed
+from rnnbench.results.grouping import short_names
 
 
 def models_numbers(frame: pd.DataFrame) -> pd.DataFrame:

@@ -49,12 +49,18 @@ def group_fields(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in GROUP_KEYS} | ({"axes": axes} if axes else {})
 
 
+def short_names(paths: Iterable[str]) -> dict[str, str]:
+    """Each swept field's display name: its last name ('lr' for 'train.lr'), the whole path
+    where two fields share it."""
+    paths = list(paths)
+    short = [p.rsplit(".", 1)[-1] for p in paths]
+    return {p: s if short.count(s) == 1 else p for p, s in zip(paths, short, strict=True)}
+
+
 def variant(axes: Mapping[str, Any]) -> str:
-    """The swept values as a label: 'lr=0.003 init=orthogonal' ('' for none). The field's last
-    name is enough where the sweep has one field of that name."""
-    short = [path.rsplit(".", 1)[-1] for path in axes]
-    names = [s if short.count(s) == 1 else p for s, p in zip(short, axes, strict=True)]
-    return " ".join(f"{n}={_value(v)}" for n, v in zip(names, axes.values(), strict=True))
+    """The swept values as a label: 'lr=0.003 init=orthogonal' ('' for none)."""
+    names = short_names(axes)
+    return " ".join(f"{names[p]}={_value(v)}" for p, v in axes.items())
 
 
 def _value(value: Any) -> str:

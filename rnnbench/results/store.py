@@ -341,8 +341,9 @@ def derived_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         "parameters": [(row.get("metrics") or {}).get("parameters") for row in rows],
         "code_version": [code_version(row.get("config") or {}) for row in rows],
     }
+    swept = [axes_of(row) for row in rows]
     for path in axis_columns(row.get("config") for row in rows):
-        columns[path] = [axes_of(row).get(path) for row in rows]
+        columns[path] = [axes.get(path) for axes in swept]
     return columns
 
 
