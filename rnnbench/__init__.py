@@ -7,6 +7,8 @@ The public API (the CLI is a thin layer over it)::
     batch = task.sample(64, torch.Generator().manual_seed(0))
     loss = task.loss(model(batch.x), batch)
     norms = rnnbench.gradient_norms_through_time(model, task, batch)   # exact ||dL/dh_t||
+    sigma = rnnbench.jacobian_singular_values(model, task, batch, k=4)  # [T-1, 4] per step
+    exponents = rnnbench.lyapunov_spectrum(model, task, batch, k=8)     # nats per step
     rnnbench.run_sweep("tasks/smoke.toml", store="results.db")
     frame = rnnbench.load_results("results.db")
 """
@@ -29,6 +31,10 @@ _LAZY = {
     "gradient_norms_through_time": "diagnostics.gradients",
     "summarize_profile": "diagnostics.summary",
     "memory_probe": "diagnostics.memory",
+    "jacobian_singular_values": "diagnostics.dynamics",
+    "lyapunov_spectrum": "diagnostics.dynamics",
+    "saturation": "diagnostics.dynamics",
+    "task_memory_probe": "diagnostics.task_memory",
     "task_spans": "results.spans",
     "ARCHITECTURES": "models.architectures",
     "make_model": "models.model",
@@ -64,9 +70,15 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from rnnbench.config.schema import RunConfig
+    from rnnbench.diagnostics.dynamics import (
+        jacobian_singular_values,
+        lyapunov_spectrum,
+        saturation,
+    )
     from rnnbench.diagnostics.gradients import gradient_norms_through_time
     from rnnbench.diagnostics.memory import memory_probe
     from rnnbench.diagnostics.summary import summarize_profile
+    from rnnbench.diagnostics.task_memory import task_memory_probe
     from rnnbench.errors import ConfigError, RnnbenchError
     from rnnbench.execution.runner import run_sweep
     from rnnbench.gate.baseline import Baseline, load_baseline
@@ -99,9 +111,11 @@ __all__ = [
     "compare",
     "execute_run",
     "gradient_norms_through_time",
+    "jacobian_singular_values",
     "load_baseline",
     "load_results",
     "load_sweep",
+    "lyapunov_spectrum",
     "make_model",
     "make_task",
     "memory_probe",
@@ -109,7 +123,9 @@ __all__ = [
     "register_cell",
     "register_core",
     "run_sweep",
+    "saturation",
     "summarize_profile",
+    "task_memory_probe",
     "task_spans",
     "train_run",
 ]

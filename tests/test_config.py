@@ -166,3 +166,25 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("name = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_sweep(bad)
+
+
+def test_hash_neutral_values_are_the_fields_defaults() -> None:
+    """A field added after stores existed is left out of the run id at its neutral value; that
+    value must be the default, or every run that does not set the field would get a new id."""
+    import dataclasses
+
+    from rnnbench.config.hashing import HASH_NEUTRAL
+    from rnnbench.config.schema import DiagnosticSettings, ModelSettings, TrainSettings
+
+    sections = {"model": ModelSettings, "train": TrainSettings, "diagnostics": DiagnosticSettings}
+    for (section, name), neutral in HASH_NEUTRAL.items():
+        defaults = {f.name: f.default for f in dataclasses.fields(sections[section])}
+        assert defaults[name] == neutral, (section, name)
+
+
+def test_the_lyapunov_warm_up_must_leave_steps_to_count() -> None:
+    from rnnbench.config.schema import DiagnosticSettings
+
+    with pytest.raises(ConfigError, match=r"diagnostics.lyapunov_warmup: must be below .*199"):
+        DiagnosticSettings(lyapunov_steps=200, lyapunov_warmup=199)
+    assert DiagnosticSettings(lyapunov=0, lyapunov_warmup=500).lyapunov_warmup == 500

@@ -160,3 +160,72 @@ def test_vanishing_and_exploding_recurrences_are_told_apart() -> None:
     assert vanishing.factor < 0.7
     assert exploding.factor > 1.0
     assert vanishing.span < exploding.span
+
+
+def reference_cell_norms(
+    model: rnnbench.models.RecurrentModel, task: rnnbench.Task, batch: rnnbench.Batch
+) -> torch.Tensor:
+    """||dL/dc_t|| of the top LSTM layer from the LSTM equations written out, a zero
+    perturbation added to each c_t before it feeds h_t and c_{t+1} (so its gradient is the
+    total dL/dc_t); an independent loop, not the scan the diagnostic uses."""
+    rnn, hidden = model.core.rnn, model.core.hidden_size
+    n, steps = batch.x.shape[:2]
+    layers = rnn.num_layers
+    states = [(torch.zeros(n, hidden), torch.zeros(n, hidden)) for _ in range(layers)]
+    nudges = [torch.zeros(n, hidden, requires_grad=True) for _ in range(steps)]
+    outputs = []
+    for t, x_t in enumerate(batch.x.unbind(1)):
+        inp = x_t
+        for k in range(layers):
+            w_ih, w_hh, b_ih, b_hh = (
+                getattr(rnn, f"{name}_l{k}")
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            )
+            h, c = states[k]
+            i, f, g, o = (inp @ w_ih.T + b_ih + h @ w_hh.T + b_hh).chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            if k == layers - 1:
+                c = c + nudges[t]
+            h = torch.sigmoid(o) * torch.tanh(c)
+            states[k] = (h, c)
+            inp = h
+        outputs.append(inp)
+    loss = task.dependency_loss(model.head(torch.stack(outputs, 1)), batch)
+    grads = torch.autograd.grad(loss, nudges)
+    return torch.stack([g.double().norm() for g in grads])
+
+
+@pytest.mark.parametrize("method", ["probe", "loop"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("task_name", ["copy", "adding"])
+def test_lstm_cell_state_profile_is_exact(task_name: str, layers: int, method: str) -> None:
+    task = rnnbench.make_task(task_name, seq_len=25)
+    model = rnnbench.make_model("lstm", task, hidden_size=16, num_layers=layers, seed=3)
+    batch = task.sample(8, torch.Generator().manual_seed(1))
+    ours = rnnbench.gradient_norms_through_time(model, task, batch, wrt="cell", method=method)
+    reference = reference_cell_norms(model, task, batch)
+    assert ours.shape == (task.total_len,)
+    assert (reference[: -task.total_len // 2] > 0).all()
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-12)
+
+
+def test_the_cell_profile_is_the_lstm_s_alone() -> None:
+    task = rnnbench.make_task("adding", seq_len=10)
+    model = rnnbench.make_model("gru", task, hidden_size=8)
+    batch = task.sample(4, torch.Generator().manual_seed(0))
+    with pytest.raises(rnnbench.ConfigError, match="wrt='cell': only the built-in lstm"):
+        rnnbench.gradient_norms_through_time(model, task, batch, wrt="cell")
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru"])
+def test_the_checkpoint_profiles_are_the_single_ones(arch: str) -> None:
+    task = rnnbench.make_task("copy", seq_len=12)
+    model = rnnbench.make_model(arch, task, hidden_size=8, seed=2)
+    batch = task.sample(4, torch.Generator().manual_seed(0))
+    from rnnbench.diagnostics.gradients import profile_norms
+
+    together = profile_norms(model, task, batch)
+    assert set(together) == ({"hidden", "input", "cell"} if arch == "lstm" else {"hidden", "input"})
+    for wrt, norms in together.items():
+        alone = rnnbench.gradient_norms_through_time(model, task, batch, wrt=wrt)
+        assert torch.equal(norms, alone), wrt

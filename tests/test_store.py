@@ -65,6 +65,20 @@ def make_record(run_id: str = "a1b2c3", **overrides: Any) -> dict[str, Any]:
         "input_factor_init": 0.52,
         "input_span": 41,
         "input_span_init": 13,
+        "jacobian_sigma1": 0.98,
+        "jacobian_sigma1_init": 0.7,
+        "jacobian_expanding": 0.25,
+        "jacobian_expanding_init": 0.0,
+        "lyapunov_max": -0.02,
+        "lyapunov_max_init": -0.4,
+        "gate_saturation": 0.01,
+        "gate_saturation_init": 0.0,
+        "tanh_saturation": 0.05,
+        "tanh_saturation_init": 0.0,
+        "forget_gate": 0.9,
+        "forget_gate_init": 0.5,
+        "task_memory_span": 44,
+        "task_memory_needed": 60,
         "memory_capacity": 3.5,
         "probe_span": 30,
         "max_grad_norm": 12.0,
@@ -78,6 +92,7 @@ def make_record(run_id: str = "a1b2c3", **overrides: Any) -> dict[str, Any]:
         "curves": {"step": [0, 100, 200], "loss": [1.5, 0.5, 0.25]},
         "profiles": [{"step": 0, "norms": [1.0, 0.5]}, {"step": 200, "norms": [0.9, 0.8]}],
         "probe": {"delays": [1, 2, 4], "r2": [0.99, 0.9, 0.5]},
+        "dynamics": {"lyapunov": [-0.02, -0.3], "task_probe": None},
         "param_stats": [{"name": "w_hh", "spectral_radius": 1.01}],
         "metrics": {"extra": 1},
     }
@@ -573,3 +588,34 @@ def test_a_schema_1_store_is_upgraded_and_keeps_its_runs(db_path: Path) -> None:
     assert runs["new"]["input_span"] == 41
     with Store(db_path, readonly=True) as store:
         assert store.count() == 2
+
+
+def test_a_schema_2_store_gains_the_dynamics_columns(db_path: Path) -> None:
+    """A store written before the dynamics diagnostics: read as it is, then upgraded by the
+    first writer; its runs read back with the new fields missing, a new run with them."""
+    from rnnbench.results import schema
+
+    raw = sqlite3.connect(db_path)
+    schema.MIGRATIONS[0](raw)
+    schema.MIGRATIONS[1](raw)  # exactly what schema 2 created
+    raw.execute("PRAGMA user_version = 2")
+    raw.execute(
+        "INSERT INTO runs (run_id, status, input_factor, config) VALUES ('old', 'ok', 0.8, '{}')"
+    )
+    raw.commit()
+    raw.close()
+    before = db_path.read_bytes()
+    with Store(db_path, readonly=True) as store:
+        (old,) = store.runs()
+        assert old["input_factor"] == 0.8 and math.isnan(old["lyapunov_max"])
+        assert old["task_memory_span"] is None and old["dynamics"] is None
+    assert db_path.read_bytes() == before
+    with Store(db_path) as store:
+        store.record_run(make_record("new", dynamics={"lyapunov": [-0.02, -0.5]}))
+        runs = {r["run_id"]: r for r in store.runs()}
+    assert math.isnan(runs["old"]["jacobian_sigma1"]) and runs["old"]["input_factor"] == 0.8
+    assert runs["new"]["lyapunov_max"] == -0.02 and runs["new"]["task_memory_span"] == 44
+    assert runs["new"]["dynamics"] == {"lyapunov": [-0.02, -0.5]}
+    raw = sqlite3.connect(db_path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
+    raw.close()

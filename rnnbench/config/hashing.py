@@ -14,6 +14,16 @@ from typing import Any
 HASH_NEUTRAL: dict[tuple[str, str], Any] = {
     ("diagnostics", "enabled"): True,
     ("model", "impl"): "auto",
+    # the dynamics diagnostics (measured between steps, so they never change what trains)
+    ("diagnostics", "jacobian_top_k"): 4,
+    ("diagnostics", "jacobian_batch"): 4,
+    ("diagnostics", "dynamics_at_checkpoints"): False,
+    ("diagnostics", "lyapunov"): 8,
+    ("diagnostics", "lyapunov_steps"): 200,
+    ("diagnostics", "lyapunov_warmup"): 50,
+    ("diagnostics", "saturation"): True,
+    ("diagnostics", "task_probe"): True,
+    ("diagnostics", "task_probe_size"): 512,
 }
 #: The same for top-level fields: a run of built-ins has no cell parameters and no user code.
 TOP_NEUTRAL: dict[str, Any] = {"arch_params": {}, "code": {}}

@@ -97,6 +97,31 @@ class DiagnosticSettings:
     probe_ridge: float = field(default=1e-3, metadata=bounds(0.0, 1e6))  # ridge penalty
     # loss / gradient-norm curves are stored down-sampled to at most this many points
     curve_points: int = field(default=500, metadata=bounds(2, 1_000_000))
+    # The dynamics (rnnbench.diagnostics.dynamics), each switched off by 0 / false.
+    # The k largest singular values of the step Jacobian ds_{t+1}/ds_t at every step, on the
+    # first `jacobian_batch` sequences of the profile batch, at init and at the end (and at
+    # every profile checkpoint between with `dynamics_at_checkpoints`; so is the saturation)
+    jacobian_top_k: int = field(default=4, metadata=bounds(0, 4096))
+    jacobian_batch: int = field(default=4, metadata=bounds(1, 1_000_000))
+    dynamics_at_checkpoints: bool = False
+    # The `lyapunov` largest Lyapunov exponents at init and at the end (QR method), along a
+    # trajectory of `lyapunov_steps` steps driven by concatenated task sequences
+    # (`jacobian_batch` of them), the first `lyapunov_warmup` steps not counted
+    lyapunov: int = field(default=8, metadata=bounds(0, 4096))
+    lyapunov_steps: int = field(default=200, metadata=bounds(2, 1_000_000))
+    lyapunov_warmup: int = field(default=50, metadata=bounds(0, 1_000_000))
+    # the fraction of saturated gate and tanh units per step (and the LSTM's forget gate)
+    saturation: bool = True
+    # the task memory probe: decode what the task needs from h_t at every delay
+    task_probe: bool = True
+    task_probe_size: int = field(default=512, metadata=bounds(4, 1_000_000))
+
+    def __post_init__(self) -> None:
+        if self.lyapunov and self.lyapunov_warmup >= self.lyapunov_steps - 1:
+            raise ConfigError(
+                f"diagnostics.lyapunov_warmup: must be below diagnostics.lyapunov_steps - 1 "
+                f"(= {self.lyapunov_steps - 1}), got {self.lyapunov_warmup}"
+            )
 
 
 @dataclass(frozen=True)

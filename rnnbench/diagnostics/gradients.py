@@ -50,8 +50,9 @@ from rnnbench.models.sequence import SequenceCore
 from rnnbench.numerics import full_float32
 from rnnbench.tasks import Batch, Task
 
-#: What a profile is taken with respect to: the top layer's hidden states, or the inputs.
-WRT = ("hidden", "input")
+#: What a profile is taken with respect to: the top layer's hidden states, the inputs, or the
+#: built-in LSTM's cell state c_t (the constant-error carousel, Hochreiter & Schmidhuber 1997).
+WRT = ("hidden", "input", "cell")
 
 HiddenLoss = Callable[[Tensor], Tensor]
 
@@ -66,7 +67,8 @@ def gradient_norms_through_time(
     wrt: str = "hidden",
 ) -> Tensor:
     """Exact ||dL/dh_t|| (Frobenius norm over batch and hidden units) for every step t, or with
-    ``wrt="input"`` ||dL/dx_t|| (over batch and input features): exact for any module.
+    ``wrt="input"`` ||dL/dx_t|| (over batch and input features): exact for any module; or with
+    ``wrt="cell"`` the built-in LSTM's ||dL/dc_t|| (:func:`cell_gradients`).
 
     ``L`` is the task's dependency loss (:meth:`Task.dependency_loss`: for the copy task the
     recall steps' cross-entropy terms; for adding the whole loss) unless ``full_loss``.
@@ -78,6 +80,10 @@ def gradient_norms_through_time(
     loss_fn = task.loss if full_loss else task.dependency_loss
     if wrt not in WRT:
         raise ConfigError(f"wrt: expected one of {', '.join(WRT)}, got {wrt!r}")
+    if wrt == "cell" and not has_cell_profile(model.core):
+        raise ConfigError(
+            "wrt='cell': only the built-in lstm has a cell state c_t; use wrt='hidden' or 'input'"
+        )
     if wrt == "hidden" and not has_hidden_profile(model.core):
         raise ConfigError(
             "wrt='hidden': this sequence core's forward takes no perturbation, so its hidden "
@@ -90,15 +96,76 @@ def gradient_norms_through_time(
     with full_float32():  # exact means IEEE float32 on GPUs too (rnnbench.numerics)
         if wrt == "input":
             grads = input_gradients(model, batch.x, loss_of_hidden)
+        elif wrt == "cell":
+            assert isinstance(model.core, TorchCore)
+            hidden = hidden_gradients(model.core, batch.x, loss_of_hidden, method)
+            grads = cell_gradients(model.core, batch.x, hidden)
         else:
             grads = hidden_gradients(model.core, batch.x, loss_of_hidden, method)
     return grads.double().square().sum(dim=(0, 2)).sqrt()
+
+
+def profile_norms(
+    model: RecurrentModel, task: Task, batch: Batch, *, method: str | None = None
+) -> dict[str, Tensor]:
+    """Every exact profile the model has, of the dependency loss, sharing the work: ``"input"``
+    always, ``"hidden"`` unless the core hides its state, ``"cell"`` for the built-in LSTM
+    (from the same dL/dh_t). What the training loop records at each checkpoint."""
+
+    def loss_of_hidden(hidden: Tensor) -> Tensor:
+        return task.dependency_loss(model.head(hidden), batch)
+
+    def norms(grads: Tensor) -> Tensor:
+        return grads.double().square().sum(dim=(0, 2)).sqrt()
+
+    out: dict[str, Tensor] = {}
+    with full_float32():
+        if has_hidden_profile(model.core):
+            hidden = hidden_gradients(model.core, batch.x, loss_of_hidden, method)
+            out["hidden"] = norms(hidden)
+            if isinstance(model.core, TorchCore) and has_cell_profile(model.core):
+                out["cell"] = norms(cell_gradients(model.core, batch.x, hidden))
+        out["input"] = norms(input_gradients(model, batch.x, loss_of_hidden))
+    return out
 
 
 def has_hidden_profile(core: RecurrentCore) -> bool:
     """Whether the exact ||dL/dh_t|| can be taken: every core but a sequence core that takes
     no ``perturbation``."""
     return not isinstance(core, SequenceCore) or core.exact_hidden
+
+
+def has_cell_profile(core: RecurrentCore) -> bool:
+    """Whether ||dL/dc_t|| can be taken: the built-in LSTM."""
+    return isinstance(core, TorchCore) and core.mode == "lstm"
+
+
+def cell_gradients(core: TorchCore, x: Tensor, hidden_grads: Tensor) -> Tensor:
+    """dL/dc_t ``[B, T, H]`` of the top LSTM layer, exactly, from the exact total dL/dh_t.
+
+    c_t reaches the loss through h_t = o_t ⊙ tanh(c_t) and through c_{t+1} = f_{t+1} ⊙ c_t +
+    i_{t+1} ⊙ g_{t+1}; the gates of step t+1 read h_t, never c_t (no peepholes). So
+    dL/dc_t = dL/dh_t ⊙ o_t ⊙ (1 − tanh²(c_t)) + f_{t+1} ⊙ dL/dc_{t+1}: a backward scan over
+    gates recomputed along the trajectory, whichever path (probe or loop) gave dL/dh_t."""
+    inputs = _top_layer_input(core, x)
+    w_ih, w_hh, b_ih, b_hh = (p.detach() for p in core.layer_params(core.num_layers - 1))
+    with torch.no_grad():
+        h = c = inputs.new_zeros(inputs.shape[0], core.hidden_size)
+        forget, outer = [], []  # f_t, and o_t ⊙ (1 − tanh²(c_t))
+        for u in inputs.unbind(1):
+            gates = u @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+            i, f, g, o = gates.chunk(4, dim=1)
+            f = torch.sigmoid(f)
+            c = f * c + torch.sigmoid(i) * torch.tanh(g)
+            tanh_c = torch.tanh(c)
+            o = torch.sigmoid(o)
+            h = o * tanh_c
+            forget.append(f)
+            outer.append(o * (1 - tanh_c.square()))
+        grads = [hidden_grads[:, -1] * outer[-1]]
+        for t in range(inputs.shape[1] - 2, -1, -1):
+            grads.append(torch.addcmul(hidden_grads[:, t] * outer[t], forget[t + 1], grads[-1]))
+    return torch.stack(grads[::-1], dim=1)
 
 
 def input_gradients(model: RecurrentModel, x: Tensor, loss_of_hidden: HiddenLoss) -> Tensor:

@@ -1,9 +1,15 @@
-"""Effective memory span of one run: the linear-probe memory capacity.
+"""Effective memory span of one run: the linear-probe memory capacity, task-agnostic.
 
 Probe (Jaeger 2001, GMD Report 152): drive the trained network with held-out sequences, fit a
 ridge-regression readout from h_t to the input ``k`` steps back for each lag k, and score it on
 other sequences. r^2(k) per lag; memory capacity MC = sum_k r^2(k); probe span = the largest k
 with r^2(k) >= 0.5.
+
+The drive is i.i.d. (:meth:`Task.probe_sample`) and every input is to be recalled, so this
+measures how much of its recent input a network holds, not whether it holds what its task
+needs: a network trained to ignore the unmarked values of the adding problem scores low here
+while solving it. For the task-relevant memory (the task's own items, on its own inputs, at
+every delay since they were presented) see :mod:`rnnbench.diagnostics.task_memory`.
 """
 
 from __future__ import annotations

@@ -30,6 +30,13 @@ layout, p = p[..., :N] + i·p[..., N:], and added to the drive: x_t = λ x_{t-1}
 so it is added to x_t before x_t feeds step t+1 and the output. Its gradient is therefore exactly
 the total gradient wrt the state: dL/dRe x_t in its first N entries, dL/dIm x_t in the last N.
 
+**One step at a time** (``init_state`` + ``step``, the optional pair of the sequence-core
+contract that :mod:`rnnbench.diagnostics.dynamics` reads): the state is the real tuple
+(Re x, Im x), each ``[B, N]``, from x_0 = 0, and ``step(u_t, state)`` is one iteration of the
+sequential path, x_t = λ ⊙ x_{t-1} + γ ⊙ (B u_t), in complex arithmetic as that path does it.
+Its Jacobian is constant: a rotation by arg λ_j scaled by |λ_j| on each (Re, Im) pair, so the
+singular values and the Lyapunov exponents are |λ_j| and log |λ_j|, each twice.
+
 **Two paths for the recurrence**, which agree to float rounding (tests/test_modern.py):
 
 * ``sequential``: x_t = λ x_{t-1} + b_t, one complex multiply-add per step;
@@ -118,13 +125,31 @@ class LRU(nn.Module):
         """log λ = −exp(ν) + i·exp(θ), ``[N]`` complex."""
         return torch.complex(-self.nu_log.exp(), self.theta_log.exp())
 
+    def input_map(self) -> Tensor:
+        """γ ⊙ B as one real ``[2N, I]`` matrix whose rows interleave (Re, Im) per unit, so that
+        one real matmul gives the drive γ ⊙ (B u_t) in the layout view_as_complex reads without
+        a copy."""
+        w_in = torch.stack([self.b_re, self.b_im], dim=1) * self.gamma_log.exp()[:, None, None]
+        return w_in.reshape(2 * self.b_re.shape[0], -1)
+
+    def init_state(
+        self, batch_size: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor]:
+        """The state before the first step: (Re x_0, Im x_0) = (0, 0), each ``[B, N]``."""
+        zeros = torch.zeros(batch_size, self.hidden_size // 2, device=device, dtype=dtype)
+        return zeros, zeros.clone()
+
+    def step(self, u_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+        """One step of :func:`sequential_scan` on the real view: x_t = λ ⊙ x_{t-1} + γ ⊙ (B u_t)."""
+        drive = (u_t @ self.input_map().T).view(u_t.shape[0], -1, 2)
+        previous = torch.complex(state[0], state[1])
+        new = self.log_lambda().exp() * previous + torch.view_as_complex(drive.contiguous())
+        return new.real, new.imag
+
     def forward(self, x: Tensor, perturbation: Tensor | None = None) -> Tensor:
         batch, steps, _ = x.shape
         n = self.hidden_size // 2
-        # The drive γ ⊙ (B u_t) in the interleaved layout (Re, Im) per unit, one real matmul,
-        # so that view_as_complex reads it without a copy.
-        w_in = torch.stack([self.b_re, self.b_im], dim=1) * self.gamma_log.exp()[:, None, None]
-        drive = (x @ w_in.reshape(2 * n, -1).T).view(batch, steps, n, 2)
+        drive = (x @ self.input_map().T).view(batch, steps, n, 2)
         if perturbation is not None:
             # [Re; Im] blocks -> interleaved pairs: p_re[..., k] + i p_im[..., k] on unit k
             drive = drive + perturbation.reshape(batch, steps, 2, n).transpose(-1, -2)

@@ -21,6 +21,14 @@ user's report of the two disagreeing):
   rounding (|a*|·6e-8) goes straight into log h_t as a relative error (measured: 2e-4 at
   T = 1000 in float32); in float64 the result is float32-exact (6e-8 against a float64 loop).
 
+**One step at a time** (``init_state`` + ``step``, the optional pair of the sequence-core
+contract that :mod:`rnnbench.diagnostics.dynamics` reads): the state is (h,), h_0 = 0, and
+``step(x_t, (h,))`` is one iteration of the sequential path, h_t = σ(−k_t) ⊙ h_{t-1} +
+σ(k_t) ⊙ g(v_t), the same ops in the same order. Its Jacobian ∂h_t/∂h_{t-1} = diag(σ(−k_t)) reads
+x_t alone, so the dynamics of minGRU are input-driven decay with no chaos by construction. The
+saturation diagnostic counts the sigmoids the step computes: σ(k_t) and σ(−k_t) (the update
+gate, twice; the same slope) and g's σ(v_t), evaluated for every unit though only v_t < 0 uses it.
+
 **The perturbation** (``[B, T, H]``, the hidden profile's) is added to the drive, b_t + p_t, so it
 is added to h_t before h_t feeds step t+1 and its gradient is the total dL/dh_t. The sequential
 path takes any p. The log-space path needs b_t + p_t > 0; the profile's p is zero, where
@@ -90,6 +98,18 @@ class MinGRU(nn.Module):
         if path == "scan":
             return log_space_scan(k, v, perturbation)
         return sequential(k, v, perturbation)
+
+    def init_state(
+        self, batch_size: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[Tensor]:
+        """The state before the first step: (h_0 = 0,), ``[B, H]``."""
+        return (torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype),)
+
+    def step(self, x_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor]:
+        """One step of :func:`sequential`: h_t = σ(−k_t) ⊙ h_{t-1} + σ(k_t) ⊙ g(v_t)."""
+        k = self.linear_z(x_t)
+        drive = torch.sigmoid(k) * candidate(self.linear_h(x_t))
+        return (torch.addcmul(drive, torch.sigmoid(-k), state[0]),)
 
 
 def candidate(v: Tensor) -> Tensor:

@@ -15,6 +15,17 @@ perturbed h_t forward. A core that accepts ``perturbation`` gets the exact hidde
 gradient profile; one that does not still gets the input profile ||dL/dx_t||
 (:mod:`rnnbench.diagnostics.gradients`), and its hidden-profile fields are missing values.
 
+**Optional: ``init_state`` + ``step`` give the dynamics diagnostics**
+(:mod:`rnnbench.diagnostics.dynamics`: Jacobians through time, the Lyapunov spectrum, gate
+saturation). A scan hides the state transition those need, so a layer may expose it:
+
+* ``init_state(batch_size, device, dtype) -> tuple[Tensor, ...]``: the state before step 0;
+* ``step(x_t [B, I], state) -> state``: one step of the recurrence ``forward`` computes, each
+  batch row independent of the others.
+
+Only the top layer's pair is read. The built-in ``mingru`` and ``lru`` define both; a core
+without them still gets every other diagnostic.
+
 The optional hooks of a cell (``begin_sequence``, ``after_step``) apply too; ``begin_sequence``
 is simply the start of ``forward`` here, so only ``after_step`` is called by rnnbench.
 

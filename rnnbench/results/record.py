@@ -66,7 +66,29 @@ class RunRecord(Mapping[str, Any]):
     input_factor_init: float = field(default=math.nan, metadata=_REAL)
     input_span: int | None = field(default=None, metadata=_INTEGER)
     input_span_init: int | None = field(default=None, metadata=_INTEGER)
-    memory_capacity: float = field(default=math.nan, metadata=_REAL)  # sum of the probe's r^2(k)
+    #: the step Jacobian ds_{t+1}/ds_t over the task's recurrence window, at the end: the
+    #: geometric mean of its largest singular value, and the fraction of steps where it is > 1
+    jacobian_sigma1: float = field(default=math.nan, metadata=_REAL)
+    jacobian_sigma1_init: float = field(default=math.nan, metadata=_REAL)
+    jacobian_expanding: float = field(default=math.nan, metadata=_REAL)
+    jacobian_expanding_init: float = field(default=math.nan, metadata=_REAL)
+    #: the largest Lyapunov exponent (nats per step): < 0 forgets, ~0 marginal, > 0 chaotic
+    lyapunov_max: float = field(default=math.nan, metadata=_REAL)
+    lyapunov_max_init: float = field(default=math.nan, metadata=_REAL)
+    #: the mean over steps of the fraction of saturated gate (sigmoid' < 0.01) and tanh
+    #: (1 - tanh^2 < 0.01) units, and the LSTM's mean forget gate
+    gate_saturation: float = field(default=math.nan, metadata=_REAL)
+    gate_saturation_init: float = field(default=math.nan, metadata=_REAL)
+    tanh_saturation: float = field(default=math.nan, metadata=_REAL)
+    tanh_saturation_init: float = field(default=math.nan, metadata=_REAL)
+    forget_gate: float = field(default=math.nan, metadata=_REAL)
+    forget_gate_init: float = field(default=math.nan, metadata=_REAL)
+    #: the task memory probe: the largest delay at which what the task needs is still decoded
+    #: halfway between chance and perfect, and the delay at which the task reads it (median)
+    task_memory_span: int | None = field(default=None, metadata=_INTEGER)
+    task_memory_needed: int | None = field(default=None, metadata=_INTEGER)
+    #: task-agnostic memory capacity (i.i.d. drive, Jaeger 2001): the sum of the probe's r^2(k)
+    memory_capacity: float = field(default=math.nan, metadata=_REAL)
     #: largest lag k with r^2(k) >= 0.5
     probe_span: int | None = field(default=None, metadata=_INTEGER)
     #: largest pre-clip global gradient norm
@@ -86,6 +108,8 @@ class RunRecord(Mapping[str, Any]):
     #: gradient profiles at init, checkpoints and the end
     profiles: Any = field(default=None, metadata=_JSON)
     probe: Any = field(default=None, metadata=_JSON)  # the memory probe's r^2 per lag
+    #: the Lyapunov spectra at init and end, the task probe's curve
+    dynamics: Any = field(default=None, metadata=_JSON)
     #: per-parameter gradient and weight norms
     param_stats: Any = field(default=None, metadata=_JSON)
     #: trajectory hash, implementation, parameter count, ...

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from rnnbench.errors import StoreError
 from rnnbench.results.record import JSON_COLUMNS, SCALAR_COLUMNS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the table layout, kept in ``PRAGMA user_version`` (0 means an empty/new file)."""
 
 RUNS_TABLE = "runs"
@@ -56,6 +56,25 @@ _V2_ADDED = (
     ("input_span_init", "INTEGER"),
 )
 
+#: Schema 3: the dynamics (Jacobian, Lyapunov, saturation) and the task memory probe.
+_V3_ADDED = (
+    *(
+        (f"{name}{when}", "REAL")
+        for name in (
+            "jacobian_sigma1",
+            "jacobian_expanding",
+            "lyapunov_max",
+            "gate_saturation",
+            "tanh_saturation",
+            "forget_gate",
+        )
+        for when in ("", "_init")
+    ),
+    ("task_memory_span", "INTEGER"),
+    ("task_memory_needed", "INTEGER"),
+)
+_V3_JSON = ("dynamics",)
+
 
 def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
     """Create the schema-1 tables in an empty file."""
@@ -72,11 +91,26 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN {_column_ddl(name, kind)}")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_0_to_1, _migrate_1_to_2)
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Add the dynamics' and the task probe's columns (NULL for the runs recorded before)."""
+    for name, kind in _V3_ADDED:
+        conn.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN {_column_ddl(name, kind)}")
+    for name in _V3_JSON:
+        conn.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN {name} TEXT")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_0_to_1,
+    _migrate_1_to_2,
+    _migrate_2_to_3,
+)
 """``MIGRATIONS[v]`` upgrades a database at user_version ``v`` to ``v + 1``."""
 
 assert len(MIGRATIONS) == SCHEMA_VERSION, "one migration per schema version"
-assert {*_V1_SCALAR, *_V2_ADDED} == set(SCALAR_COLUMNS) and set(_V1_JSON) == set(JSON_COLUMNS), (
+assert {*_V1_SCALAR, *_V2_ADDED, *_V3_ADDED} == set(SCALAR_COLUMNS) and {
+    *_V1_JSON,
+    *_V3_JSON,
+} == set(JSON_COLUMNS), (
     "the migrations create every RunRecord column: add a migration for a new field"
 )
 

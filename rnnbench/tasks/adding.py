@@ -11,7 +11,7 @@ from torch import Tensor
 
 from rnnbench.config.fields import check_float
 from rnnbench.errors import ConfigError
-from rnnbench.tasks.base import TASKS, Batch, Task
+from rnnbench.tasks.base import TASKS, Batch, MemoryItem, Task
 
 ADDING_PLACEMENTS = ("halves", "anywhere")
 
@@ -40,6 +40,13 @@ class AddingTask(Task):
     1.08
     >>> round(task.baseline_loss, 4)
     0.1667
+
+    What the network must hold (:meth:`memory_items`): the first marked value, from its
+    marker's step to the last step, where the sum is read:
+
+    >>> (item,) = task.memory_items(batch)
+    >>> item.name, item.presented.tolist(), round(float(item.target), 2), item.needed.tolist()
+    ('first marked value', [1], 0.77, [4])
     """
 
     placement: str = "halves"
@@ -81,6 +88,14 @@ class AddingTask(Task):
     def probe_sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         x = self.sample(batch_size, generator).x
         return x, x[..., :1]
+
+    def memory_items(self, batch: Batch) -> list[MemoryItem]:
+        # The first marked value must be held until the sum is read at the last step; the
+        # second is added where it appears and is not probed. argmax gives the first marker.
+        first = batch.x[..., 1].argmax(1)
+        value = batch.x[torch.arange(len(batch)), first, :1]
+        needed = self.seq_len - 1 - first
+        return [MemoryItem("first marked value", first, value, needed)]
 
     @property
     def baseline_loss(self) -> float:

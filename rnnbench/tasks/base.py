@@ -9,6 +9,9 @@ Add a task by subclassing :class:`Task` and registering it::
     @TASKS.register("my_task")
     @dataclass(frozen=True)
     class MyTask(Task): ...
+
+See :class:`Task` for what a task writes, including the optional :meth:`Task.memory_items`
+(what its network must hold, for the task memory probe).
 """
 
 from __future__ import annotations
@@ -52,8 +55,88 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class MemoryItem:
+    """One piece of information a task needs its network to hold, for the task memory probe
+    (:mod:`rnnbench.diagnostics.task_memory`), over a batch of ``B`` sequences.
+
+    * ``name``: what it is, e.g. ``"symbol 3"``, ``"first marked value"``
+    * ``presented``: long ``[B]``, the step at which it enters the input, per sequence
+    * ``target``: what a readout of h_t should recover: long ``[B]`` class labels in
+      ``[0, classes)`` when ``classes > 0``, else float values ``[B, D]``
+    * ``needed``: long ``[B]``, the delay (steps after ``presented``) at which the task reads it
+    * ``classes``: ``> 1``: decoded by a linear classifier's held-out accuracy (chance
+      ``1/classes``); ``0``: by a linear regression's held-out r^2 (chance 0)
+
+    A malformed item raises :class:`ConfigError` when it is made.
+    """
+
+    name: str
+    presented: Tensor
+    target: Tensor
+    needed: Tensor
+    classes: int = 0
+
+    def __post_init__(self) -> None:
+        where = f"memory item {self.name!r}"
+        size = self.presented.shape[0] if self.presented.ndim == 1 else -1
+        for field, value in (("presented", self.presented), ("needed", self.needed)):
+            if value.dtype != torch.long or value.shape != (size,):
+                raise ConfigError(
+                    f"{where}: {field} must be long [B] (B = the batch), got "
+                    f"{value.dtype} {list(value.shape)}"
+                )
+        if bool((self.needed < 0).any()):
+            raise ConfigError(f"{where}: needed must be a delay >= 0")
+        if isinstance(self.classes, bool) or not isinstance(self.classes, int):
+            raise ConfigError(f"{where}: classes must be an int, got {self.classes!r}")
+        if self.classes < 0 or self.classes == 1:
+            raise ConfigError(
+                f"{where}: classes must be 0 (regression) or at least 2, got {self.classes}"
+            )
+        if self.classes:
+            if self.target.dtype != torch.long or self.target.shape != (size,):
+                raise ConfigError(
+                    f"{where}: target must be class labels, long [B] = [{size}], got "
+                    f"{self.target.dtype} {list(self.target.shape)}"
+                )
+            if bool(((self.target < 0) | (self.target >= self.classes)).any()):
+                raise ConfigError(f"{where}: target labels must lie in [0, {self.classes})")
+        elif (
+            not self.target.is_floating_point()
+            or self.target.ndim != 2
+            or self.target.shape[0] != size
+            or self.target.shape[1] < 1
+        ):
+            raise ConfigError(
+                f"{where}: target must be float values [B, D] = [{size}, D], got "
+                f"{self.target.dtype} {list(self.target.shape)}"
+            )
+
+
+@dataclass(frozen=True)
 class Task:
-    """Base class. Subclasses are frozen dataclasses whose fields are the task's parameters."""
+    """Base class. Subclasses are frozen dataclasses whose fields are the task's parameters.
+
+    A task writes :meth:`sample`, :meth:`probe_sample`, :attr:`baseline_loss`, :meth:`loss`,
+    :meth:`metrics` and :meth:`solved`; :attr:`total_len`, :meth:`recurrence_window` and
+    :meth:`dependency_loss` have defaults. For the task memory probe it also writes
+    :meth:`memory_items`: for a sampled batch, one :class:`MemoryItem` per piece of information
+    the network must hold, with the step it is presented at, what a readout should recover, and
+    the delay at which the task reads it. The copy task's ten data symbols::
+
+        def memory_items(self, batch):
+            symbols = batch.x[:, :10].argmax(-1)  # 1..8
+            n = len(batch)
+            return [
+                MemoryItem(f"symbol {j}", presented=torch.full((n,), j),
+                           target=symbols[:, j] - 1, needed=torch.full((n,), self.seq_len + 10),
+                           classes=8)
+                for j in range(10)
+            ]
+
+    Without it (the default returns ``[]``) the task has no task probe. All of a task's items
+    are decoded the same way (all classes > 1, or all regression), so they share one score.
+    """
 
     seq_len: int
 
@@ -91,6 +174,11 @@ class Task:
         """Inputs ``[B, T, I]`` and recall targets ``[B, T, D]`` for the memory-capacity probe:
         a readout of h_t is asked to recover ``targets[:, t - k]`` (Jaeger 2001)."""
         raise NotImplementedError
+
+    def memory_items(self, batch: Batch) -> list[MemoryItem]:
+        """What the task probe decodes from h_t in ``batch`` (:class:`MemoryItem`); ``[]``
+        (the default): this task has no task probe."""
+        return []
 
     # --- scoring ------------------------------------------------------------------------------
     @property

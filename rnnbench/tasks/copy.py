@@ -12,7 +12,7 @@ from torch import Tensor
 
 from rnnbench.config.fields import check_float
 from rnnbench.errors import ConfigError
-from rnnbench.tasks.base import TASKS, Batch, Task
+from rnnbench.tasks.base import TASKS, Batch, MemoryItem, Task
 
 
 @TASKS.register("copy")
@@ -42,6 +42,13 @@ class CopyTask(Task):
     [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 8, 6, 1, 4, 4, 4, 8, 2, 4]
     >>> round(task.baseline_loss, 4)
     0.9041
+
+    What the network must hold (:meth:`memory_items`): data symbol j, presented at step j and
+    recalled at step T + 10 + j, so needed T + 10 steps after it was presented:
+
+    >>> item = task.memory_items(batch)[3]
+    >>> item.name, item.presented.tolist(), item.target.tolist(), item.needed.tolist()
+    ('symbol 3', [3], [0], [13])
     """
 
     n_symbols: int = 8
@@ -92,6 +99,22 @@ class CopyTask(Task):
         )
         x = F.one_hot(tokens, self.input_size).float()
         return x, x[..., 1 : self.n_symbols + 1]
+
+    def memory_items(self, batch: Batch) -> list[MemoryItem]:
+        # each data symbol, as its label symbol - 1 among the 8, read at the j-th recall step
+        symbols = batch.x[:, : self.recall_len].argmax(-1)
+        n = len(batch)
+        needed = torch.full((n,), self.seq_len + self.recall_len, dtype=torch.long)
+        return [
+            MemoryItem(
+                name=f"symbol {j}",
+                presented=torch.full((n,), j, dtype=torch.long),
+                target=symbols[:, j] - 1,
+                needed=needed,
+                classes=self.n_symbols,
+            )
+            for j in range(self.recall_len)
+        ]
 
     @property
     def baseline_loss(self) -> float:

@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnbench.config.schema import ClipSpec, RunConfig
-from rnnbench.diagnostics.gradients import gradient_norms_through_time, has_hidden_profile
+from rnnbench.config.schema import ClipSpec, DiagnosticSettings, RunConfig
+from rnnbench.diagnostics.dynamics import driven_inputs
 from rnnbench.diagnostics.memory import memory_probe
-from rnnbench.diagnostics.summary import summarize_profile
 from rnnbench.models import RecurrentModel, make_model, train_impl
 from rnnbench.numerics import flushed_denormals, full_float32
 from rnnbench.results.record import RunRecord
 from rnnbench.tasks import Batch, Task, task_for
+from rnnbench.training import checkpoints
 from rnnbench.training.optim import CLIPPERS, OPTIMIZERS, Clipper
 from rnnbench.training.record import downsample, error_record, identity, trajectory_hash
 from rnnbench.training.seeds import data_stream, derive_seed, evaluation_set, generator
@@ -67,34 +67,6 @@ def _evaluate(model: RecurrentModel, task: Task, data: Batch, chunk: int) -> dic
     with torch.no_grad():
         outputs = [model(x.to(device)).cpu() for x in data.x.split(chunk)]
     return task.metrics(torch.cat(outputs), data)
-
-
-def _profile(
-    model: RecurrentModel, task: Task, batch: Batch, step: int, metrics: dict[str, float]
-) -> dict[str, Any]:
-    """One checkpoint's profiles: ||dL/dh_t|| (None where the core hides its state) and
-    ||dL/dx_t|| (every architecture), each with its factor and span."""
-    window = task.recurrence_window()
-    entry: dict[str, Any] = {"step": step}
-    if has_hidden_profile(model.core):
-        norms = gradient_norms_through_time(model, task, batch).cpu()
-        summary = summarize_profile(norms, window)
-        entry |= {
-            "norms": norms.tolist(),
-            "grad_factor": summary.factor,
-            "grad_span": summary.span,
-            "below_floor": summary.below_floor,
-        }
-    else:
-        entry |= {"norms": None, "grad_factor": math.nan, "grad_span": None, "below_floor": None}
-    inputs = gradient_norms_through_time(model, task, batch, wrt="input").cpu()
-    summary = summarize_profile(inputs, window)
-    return entry | {
-        "input_norms": inputs.tolist(),
-        "input_factor": summary.factor,
-        "input_span": summary.span,
-        **{f"eval_{k}": v for k, v in metrics.items()},
-    }
 
 
 def _param_stats(model: nn.Module, step: int) -> dict[str, Any]:
@@ -150,6 +122,7 @@ class _Run:
     profile_batch: Batch
     checkpoints: frozenset[int]
     chunk: int  # evaluation batch size
+    driven: Batch | None  # the Lyapunov spectrum's long driven trajectory
 
     @classmethod
     def build(cls, config: RunConfig, device: str) -> _Run:
@@ -177,13 +150,38 @@ class _Run:
                 _checkpoint_steps(settings.steps, diag.checkpoints) if diag.enabled else frozenset()
             ),
             chunk=max(settings.batch_size, 256),
+            driven=_driven(task, diag, device),
         )
 
     def evaluate(self) -> dict[str, float]:
         return _evaluate(self.model, self.task, self.eval_data, self.chunk)
 
     def profile(self, step: int, metrics: dict[str, float]) -> dict[str, Any]:
-        return _profile(self.model, self.task, self.profile_batch, step, metrics)
+        diag = self.config.diagnostics
+        ends = step in (0, self.config.train.steps)
+        return checkpoints.profile_entry(
+            self.model,
+            self.task,
+            self.profile_batch,
+            step,
+            metrics,
+            diag,
+            dynamics=ends or diag.dynamics_at_checkpoints,
+        )
+
+    def lyapunov(self) -> list[float] | None:
+        return checkpoints.lyapunov(self.model, self.task, self.driven, self.config.diagnostics)
+
+
+def _driven(task: Task, diag: DiagnosticSettings, device: str) -> Batch | None:
+    """``jacobian_batch`` task sequences, concatenated to ``lyapunov_steps`` steps (from their
+    own data stream: the same for every run of the task), or None where the spectrum is off."""
+    if not (diag.enabled and diag.lyapunov):
+        return None
+    x = driven_inputs(
+        task, diag.lyapunov_steps, diag.jacobian_batch, data_stream("lyapunov", task)
+    )
+    return Batch(x, x.new_zeros(x.shape[0])).to(device)
 
 
 @dataclass
@@ -197,6 +195,8 @@ class _Trajectory:
     norms: list[float] = field(default_factory=list)
     clip_flags: list[Tensor] = field(default_factory=list)  # 0-d bools, left on the device
     profiles: list[dict[str, Any]] = field(default_factory=list)
+    #: the Lyapunov spectra (init, end) and the task probe (the record's ``dynamics``)
+    dynamics: dict[str, Any] = field(default_factory=dict)
     param_stats: list[dict[str, Any]] = field(default_factory=list)
     diverged_step: int | None = None
     _block_losses: list[Tensor] = field(default_factory=list)
@@ -230,6 +230,8 @@ def _step(run: _Run, trajectory: _Trajectory, step: int) -> bool:
     """One optimizer step (with the checkpoint's diagnostics first); False if it diverged."""
     if step in run.checkpoints:
         trajectory.profiles.append(run.profile(step, run.evaluate()))
+        if step == 0:
+            trajectory.dynamics["lyapunov_init"] = run.lyapunov()
     batch = run.task.sample(run.config.train.batch_size, run.train_data).to(run.device)
     loss = run.task.loss(run.model(batch.x), batch)
     run.optimizer.zero_grad(set_to_none=True)
@@ -303,7 +305,9 @@ def _outcome(run: _Run, trajectory: _Trajectory) -> dict[str, Any]:
         "input_span_init": first["input_span"] if first else None,
         "input_factor": last["input_factor"] if last else math.nan,
         "input_span": last["input_span"] if last else None,
+        **checkpoints.dynamics_fields(first, last, trajectory.dynamics),
         "profiles": profiles,
+        "dynamics": trajectory.dynamics,
         "param_stats": trajectory.param_stats,
         "metrics": {
             "trajectory_hash": trajectory_hash(losses, norms),
@@ -328,6 +332,10 @@ def _final_evaluation(run: _Run, trajectory: _Trajectory) -> dict[str, Any]:
     if not diag.enabled:
         return fields
     trajectory.profiles.append(run.profile(run.config.train.steps, final))
+    trajectory.dynamics["lyapunov"] = run.lyapunov()
+    trajectory.dynamics["task_probe"] = checkpoints.task_probe(
+        run.model, run.task, data_stream("task_probe", run.task), diag
+    )
     probe = memory_probe(
         run.model,
         run.task,
