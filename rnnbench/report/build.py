@@ -21,9 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 from rnnbench.errors import ConfigError
+from rnnbench.report import dynamics as dyn
 from rnnbench.report import figures as figs
 from rnnbench.report.axes import Axes, every_value, figure_runs, swept_axes
 from rnnbench.report.figures import Figures
+from rnnbench.report.memory_table import memory_note, memory_numbers, memory_views
 from rnnbench.report.models import models_numbers, models_view
 from rnnbench.report.render import Section, html_table, md_table, render_html, save_figure
 from rnnbench.report.style import Ctx, hidden_missing
@@ -31,9 +33,8 @@ from rnnbench.report.tables import (
     DASH,
     headline_numbers,
     headline_views,
-    memory_numbers,
-    memory_views,
     problem_runs,
+    recorded,
     stability_numbers,
     stability_views,
 )
@@ -140,11 +141,20 @@ def _safe(make: Callable[[pd.DataFrame, Ctx], Figures], frame: pd.DataFrame, ctx
 
 _FIGURE_SECTIONS = (
     ("fig-profiles", "Gradient norm through time", figs.fig_gradient_profiles),
+    ("fig-cell", "LSTM cell-state gradient through time", dyn.fig_cell_gradient),
+    ("fig-sigma", "Step Jacobian σ_1 through time", dyn.fig_jacobian_sigma),
+    ("fig-lyapunov", "Lyapunov spectrum", dyn.fig_lyapunov_spectrum),
+    ("fig-saturation", "Saturation through time", dyn.fig_saturation),
+    ("fig-task-probe", "Task memory probe", dyn.fig_task_probe),
     ("fig-learning", "Learning curves", figs.fig_learning_curves),
     ("fig-solved", "Solved rate", figs.fig_solved_heatmap),
     ("fig-factor", "Per-step gradient factor", figs.fig_grad_factor),
     ("fig-memory", "Memory capacity", figs.fig_memory_capacity),
     ("fig-gradnorm", "Gradient norm during training", figs.fig_grad_norm_training),
+)
+#: the sections of the dynamics, which runs stored before rnnbench recorded them lack
+_DYNAMICS_SECTIONS = frozenset(
+    ("fig-cell", "fig-sigma", "fig-lyapunov", "fig-saturation", "fig-task-probe")
 )
 
 
@@ -190,18 +200,40 @@ def _table_sections(
         s.table(caption, view)
     sections = [s, _models_section(models, labels, axes)]
     s = Section("memory", "Memory span")
+    s.para(memory_note(memory))
     for caption, view in memory_views(memory, labels, axes.shown):
         s.table(caption, view)
     sections.append(s)
     s = Section("stability", "Stability")
-    s.para(
-        "Divergence rate among finished runs, max pre-clip global gradient norm, fraction "
-        "of steps clipped and the per-step gradient factor r (< 1 vanishing, > 1 exploding)."
-    )
+    s.para(_stability_note(stability))
     for caption, view in stability_views(stability, labels, axes.shown):
         s.table(caption, view)
     sections.append(s)
     return sections
+
+
+def _stability_note(stability: pd.DataFrame) -> str:
+    text = (
+        "Divergence rate among finished runs, max pre-clip global gradient norm, fraction "
+        "of steps clipped and the per-step gradient factor r (< 1 vanishing, > 1 exploding)"
+    )
+    if not any(recorded(stability, c) for c in ("lyapunov_max", "lyapunov_max_init")):
+        return text + (
+            ". The largest Lyapunov exponent λ_1 and the step Jacobian's σ_1: not recorded "
+            "(runs stored before rnnbench recorded the dynamics)."
+        )
+    text += (
+        "; the largest Lyapunov exponent λ_1 at init and at the end (nats per step: < 0 "
+        "contracting, the network forgets; ≈ 0 marginal; > 0 chaotic) and the geometric mean "
+        "over the task's recurrence window of σ_1, the step Jacobian's largest singular value "
+        "(< 1 the gradient shrinks at a typical step)."
+    )
+    if (pd.to_numeric(stability["lyapunov_max_n"], errors="coerce") == 0).any():
+        text += (
+            f" {DASH} in a λ_1 or σ_1 column: not recorded (runs stored before rnnbench "
+            "recorded the dynamics, or an architecture without a step)."
+        )
+    return text
 
 
 def _figure_sections(
@@ -210,11 +242,18 @@ def _figure_sections(
     """The figures, of ``frame`` (the held fields at one value); the solved-rate heatmap, whose
     rows name the values, of ``every`` run."""
     sections = []
+    finished = frame[frame["status"] != "error"]
+    # no finished run at all: "No data", as every figure section says
+    old = not finished.empty and not dyn.dynamics_recorded(finished)
     for anchor, title, make in _FIGURE_SECTIONS:
         s = Section(anchor, title)
+        if anchor in _DYNAMICS_SECTIONS and old:
+            s.para(dyn.NOT_RECORDED)
+            sections.append(s)
+            continue
         made = _safe(make, *(every if make is figs.fig_solved_heatmap else (frame, ctx)))
         if not made:
-            s.para("No data: no finished run recorded this quantity.")
+            s.para(dyn.EMPTY_NOTES.get(anchor, "No data: no finished run recorded this quantity."))
         for name, fig, caption in made:
             save_figure(name, fig, caption, figdir, s)
         sections.append(s)

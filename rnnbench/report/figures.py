@@ -53,6 +53,8 @@ def _relplot(
     ylabel: str,
     log: bool,
     markers: bool = False,
+    hue: str = "arch",
+    palette: dict[str, Any] | None = None,
 ) -> sns.FacetGrid:
     grid = sns.relplot(
         data=data,
@@ -60,11 +62,11 @@ def _relplot(
         y=y,
         row=row,
         col=col,
-        hue="arch",
+        hue=hue,
         style="series",
         kind="line",
-        palette=ctx.palette,
-        hue_order=sorted(data["arch"].unique()),
+        palette=ctx.palette if palette is None else palette,
+        hue_order=sorted(data[hue].unique()),
         style_order=style_order(data, ctx),
         estimator="median",
         errorbar=("pi", 50),

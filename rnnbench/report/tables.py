@@ -3,7 +3,7 @@
 Every number aggregated over seeds is shown as ``median [q1–q3] n=k``: seeds of recurrent
 training are heavy-tailed (one diverged seed ruins a mean), so the median plus the IQR and the
 seed count is the honest summary. The numeric frames are computed once and only then formatted
-into strings for HTML / Markdown.
+into strings for HTML / Markdown. The memory table is :mod:`rnnbench.report.memory_table`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 
 from rnnbench.report.axes import axis_key, shown_axes, sort_token, value_text
 from rnnbench.results.grouping import CONDITION_KEYS, GROUP_KEYS
-from rnnbench.results.spans import frame_axes, hashable, task_spans
+from rnnbench.results.spans import frame_axes, hashable
 
 DASH = "–"  # shown for a missing value
 
@@ -190,12 +190,7 @@ def stability_numbers(frame: pd.DataFrame) -> pd.DataFrame:
         row["errors"] = int((group["status"] == "error").sum())
         finished = len(group) - row["errors"]
         row["divergence_rate"] = row["diverged"] / finished if finished else math.nan
-        rows.append(
-            row
-            | _spread_columns(
-                group, ("max_grad_norm", "clipped_fraction", "grad_factor_init", "grad_factor")
-            )
-        )
+        rows.append(row | spread_columns(group, [c for c, _ in _STABILITY_METRICS]))
     return pd.DataFrame(rows)
 
 
@@ -204,28 +199,51 @@ _STABILITY_METRICS = (
     ("clipped_fraction", "fraction clipped"),
     ("grad_factor_init", "r at init"),
     ("grad_factor", "r at end"),
+    ("lyapunov_max_init", "λ_1 at init"),
+    ("lyapunov_max", "λ_1 at end"),
+    ("jacobian_sigma1", "σ_1 geometric mean at end"),
 )
+#: the metrics runs stored before rnnbench recorded the dynamics lack
+DYNAMICS_METRICS = ("lyapunov_max_init", "lyapunov_max", "jacobian_sigma1")
+
+
+def recorded(numbers: pd.DataFrame, column: str) -> bool:
+    """Whether any row of a numbers table has a value of ``column`` (its ``_n`` > 0)."""
+    counts = numbers.get(f"{column}_n")
+    return counts is not None and bool((pd.to_numeric(counts, errors="coerce") > 0).any())
+
+
+def stability_metrics(numbers: pd.DataFrame) -> list[tuple[str, str]]:
+    """The stability metrics to show: a dynamics metric only where some run recorded it."""
+    return [
+        (column, title)
+        for column, title in _STABILITY_METRICS
+        if column not in DYNAMICS_METRICS or recorded(numbers, column)
+    ]
 
 
 def _stability_cells(
-    lookup: dict[tuple[Any, ...], dict[str, Any]], labels: list[str], row: tuple[Any, ...]
+    lookup: dict[tuple[Any, ...], dict[str, Any]],
+    labels: list[str],
+    row: tuple[Any, ...],
+    metrics: list[tuple[str, str]],
 ) -> dict[str, str]:
     """One stability row's cells per label, then the comparison's differences. ``row``: (task,
-    arch, swept-values key, clip)."""
+    arch, swept-values key, clip); ``metrics``: (column, title) of the spreads to show."""
     cells: dict[str, str] = {}
     for label in labels:
         r = lookup.get((label, *row))
         suffix = f" [{label}]" if len(labels) > 1 else ""
         if r is None:
             cells["diverged" + suffix] = DASH
-            for _, title in _STABILITY_METRICS:
+            for _, title in metrics:
                 cells[title + suffix] = DASH
             continue
         finished = r["runs"] - r["errors"]
         cells["diverged" + suffix] = f"{r['diverged']}/{finished}" + (
             f" ({r['errors']} errors)" if r["errors"] else ""
         )
-        for column, title in _STABILITY_METRICS:
+        for column, title in metrics:
             cells[title + suffix] = fmt_spread(
                 r[f"{column}_median"], r[f"{column}_q1"], r[f"{column}_q3"], r[f"{column}_n"]
             )
@@ -238,14 +256,14 @@ def _stability_cells(
         cells[f"{title} divergence rate"] = _signed(
             other["divergence_rate"] - base["divergence_rate"]
         )
-        for column, metric in _STABILITY_METRICS:
+        for column, metric in metrics:
             cells[f"{title} {metric}"] = _signed(
                 other[f"{column}_median"] - base[f"{column}_median"]
             )
     return cells
 
 
-def _condition_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
+def condition_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
     # (task, arch, swept-values key, clip): swept values by magnitude, not as text
     return (key[0], key[1], [sort_token(v) for v in key[2]], key[3])
 
@@ -258,15 +276,16 @@ def stability_views(
         return []
     shown = shown_axes(numbers, shown)
     paths = list(shown)
+    metrics = stability_metrics(numbers)
     lookup = {
         (r["label"], r["task"], r["arch"], axis_key(r, paths), r["clip"]): r
         for r in numbers.to_dict("records")
     }
     rows = {
         (task, arch, *map(value_text, values), clip): _stability_cells(
-            lookup, labels, (task, arch, values, clip)
+            lookup, labels, (task, arch, values, clip), metrics
         )
-        for task, arch, values, clip in sorted({k[1:] for k in lookup}, key=_condition_order)
+        for task, arch, values, clip in sorted({k[1:] for k in lookup}, key=condition_order)
     }
     view = pd.DataFrame.from_dict(rows, orient="index")
     view.index = pd.MultiIndex.from_tuples(
@@ -275,73 +294,13 @@ def stability_views(
     return [("pooled over T and seeds", view)]
 
 
-def _spread_columns(group: pd.DataFrame, columns: Iterable[str]) -> dict[str, Any]:
+def spread_columns(group: pd.DataFrame, columns: Iterable[str]) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for column in columns:
-        med, q1, q3, n = spread(group[column])
+        # a column an older store lacks is a column of missing values
+        med, q1, q3, n = spread(group[column] if column in group.columns else [])
         row |= {f"{column}_median": med, f"{column}_q1": q1, f"{column}_q3": q3, f"{column}_n": n}
     return row
-
-
-def memory_numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per label and condition (task, arch, clip, swept fields): task span
-    (rnnbench.results.spans), probe span and memory capacity medians."""
-    rows = []
-    frame, axes = keyed(frame)
-    keys = [*CONDITION_KEYS, *axes]
-    for label, sub in frame.groupby("label", sort=True):
-        spans = task_spans(sub.drop(columns=["label"]))
-        span_of = {
-            (*(r[k] for k in CONDITION_KEYS), axis_key(r, axes)): r
-            for r in spans.to_dict("records")
-        }
-        for key, group in sub.groupby(keys, sort=True, dropna=False):
-            row: dict[str, Any] = {"label": label, **dict(zip(keys, key, strict=True))}
-            n = len(CONDITION_KEYS)
-            span = span_of.get((*key[:n], axis_key(row, axes)), {})
-            row["task_span"] = span.get("task_span", math.nan)
-            row["first_unsolved"] = span.get("first_unsolved", math.nan)
-            rows.append(row | _spread_columns(group, ("probe_span", "memory_capacity")))
-    return pd.DataFrame(rows)
-
-
-def memory_views(
-    numbers: pd.DataFrame, labels: list[str], shown: dict[str, str] | None = None
-) -> list[tuple[str, pd.DataFrame]]:
-    """One table: rows task × architecture × the swept fields that vary × clip (× label)."""
-    if numbers.empty:
-        return []
-    shown = shown_axes(numbers, shown)
-    paths = list(shown)
-    multi = len(labels) > 1
-    ordered = sorted(
-        numbers.to_dict("records"),
-        key=lambda r: (
-            _condition_order((r["task"], r["arch"], axis_key(r, paths), r["clip"])),
-            r["label"] if multi else "",
-        ),
-    )
-    rows: dict[tuple[str, ...], dict[str, str]] = {}
-    for r in ordered:
-        values = tuple(value_text(v) for v in axis_key(r, paths))
-        key = (r["task"], r["arch"], *values, r["clip"]) + ((r["label"],) if multi else ())
-        rows[key] = {
-            "task span (largest T solved by ≥ half the seeds)": num(r["task_span"]),
-            "first unsolved T": num(r["first_unsolved"]),
-            "probe span (lags)": fmt_spread(
-                r["probe_span_median"], r["probe_span_q1"], r["probe_span_q3"], r["probe_span_n"]
-            ),
-            "memory capacity (Σ r²)": fmt_spread(
-                r["memory_capacity_median"],
-                r["memory_capacity_q1"],
-                r["memory_capacity_q3"],
-                r["memory_capacity_n"],
-            ),
-        }
-    names = ["task", "arch", *shown.values(), "clip"] + (["label"] if multi else [])
-    view = pd.DataFrame.from_dict(rows, orient="index")
-    view.index = pd.MultiIndex.from_tuples(list(rows), names=names)
-    return [("", view)]
 
 
 def problem_runs(frame: pd.DataFrame) -> pd.DataFrame:
