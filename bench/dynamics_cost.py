@@ -10,6 +10,7 @@ says (all on, the defaults), with the four switched off, and with every diagnost
 and prints each run's times and the ratios. The target: all four together add at most 10 %.
 
     python bench/dynamics_cost.py [--sweep tasks/quick.toml] [--seq-len 15 60] [--all]
+                                  [--ends-only]
 """
 
 from __future__ import annotations
@@ -44,9 +45,21 @@ def main() -> None:
     parser.add_argument("--clip", default="norm:1.0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--all", action="store_true", help="every run of the sweep")
+    parser.add_argument(
+        "--ends-only",
+        action="store_true",
+        help="the Jacobians and saturation at init and end only (dynamics_at_checkpoints false)",
+    )
     args = parser.parse_args()
     pin_threads(1)  # torch and numpy's BLAS, as a worker does
     runs = load_sweep(args.sweep).runs
+    if args.ends_only:
+        runs = [
+            dataclasses.replace(
+                r, diagnostics=dataclasses.replace(r.diagnostics, dynamics_at_checkpoints=False)
+            )
+            for r in runs
+        ]
     if not runs:
         raise SystemExit(f"{args.sweep}: no runs")
     if not args.all:

@@ -55,6 +55,12 @@ eval_size = 8
 profile_batch_size = 4
 probe_max_lag = 2
 probe_size = 8
+# the dynamics step the cell outside a forward (the Lyapunov spectrum for lyapunov_steps
+# steps, the Jacobians and saturation once more after a trajectory), which this cell counts
+# as steps of one sequence: off, so that only the T = 10 run makes it count to 10
+lyapunov = 0
+jacobian_top_k = 0
+saturation = false
 """
 
 

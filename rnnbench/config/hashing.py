@@ -17,7 +17,7 @@ HASH_NEUTRAL: dict[tuple[str, str], Any] = {
     # the dynamics diagnostics (measured between steps, so they never change what trains)
     ("diagnostics", "jacobian_top_k"): 4,
     ("diagnostics", "jacobian_batch"): 4,
-    ("diagnostics", "dynamics_at_checkpoints"): False,
+    ("diagnostics", "dynamics_at_checkpoints"): True,
     ("diagnostics", "lyapunov"): 8,
     ("diagnostics", "lyapunov_steps"): 200,
     ("diagnostics", "lyapunov_warmup"): 50,

@@ -99,11 +99,11 @@ class DiagnosticSettings:
     curve_points: int = field(default=500, metadata=bounds(2, 1_000_000))
     # The dynamics (rnnbench.diagnostics.dynamics), each switched off by 0 / false.
     # The k largest singular values of the step Jacobian ds_{t+1}/ds_t at every step, on the
-    # first `jacobian_batch` sequences of the profile batch, at init and at the end (and at
-    # every profile checkpoint between with `dynamics_at_checkpoints`; so is the saturation)
+    # first `jacobian_batch` sequences of the profile batch, at every profile checkpoint
+    # (`dynamics_at_checkpoints = false`: at init and at the end only; so is the saturation)
     jacobian_top_k: int = field(default=4, metadata=bounds(0, 4096))
     jacobian_batch: int = field(default=4, metadata=bounds(1, 1_000_000))
-    dynamics_at_checkpoints: bool = False
+    dynamics_at_checkpoints: bool = True
     # The `lyapunov` largest Lyapunov exponents at init and at the end (QR method), along a
     # trajectory of `lyapunov_steps` steps driven by concatenated task sequences
     # (`jacobian_batch` of them), the first `lyapunov_warmup` steps not counted

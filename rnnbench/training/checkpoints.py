@@ -1,15 +1,17 @@
 """What the training loop measures at a checkpoint, and what it records of it.
 
-At every profile checkpoint (init, ``diagnostics.checkpoints`` evenly spaced steps, the end),
-the exact gradient profiles ||dL/dh_t||, ||dL/dx_t|| and the LSTM's ||dL/dc_t||, each with its
-per-step factor and span (:mod:`rnnbench.diagnostics.gradients`). At init and at the end (at
-every checkpoint with ``dynamics_at_checkpoints``: the singular values cost up to ~30 training
-steps each, measured by ``bench/dynamics_cost.py``):
+At every profile checkpoint (init, ``diagnostics.checkpoints`` evenly spaced steps, the end):
 
+* the exact gradient profiles ||dL/dh_t||, ||dL/dx_t|| and the LSTM's ||dL/dc_t||, each with
+  its per-step factor and span (:mod:`rnnbench.diagnostics.gradients`);
 * the k largest singular values of the step Jacobian ds_{t+1}/ds_t at every step, the median
   over a sub-batch, and their summary over the recurrence window: the geometric mean of σ_1 and
   the fraction of steps with σ_1 > 1 (the factor BPTT multiplies per step: Pascanu et al. 2013);
 * the fraction of saturated gate and tanh units per step, and the LSTM's forget gate.
+
+The last two at init and at the end only with ``dynamics_at_checkpoints = false``. Together
+with the two below they add 6.5 % to the quick study's runs at every checkpoint, 3.1 % at init
+and end only (``bench/dynamics_cost.py``; docs/performance.md, section 11).
 
 At init and at the end only: the Lyapunov spectrum along a long driven trajectory; at the end
 only: the task memory probe. Each is switched off by its ``[diagnostics]`` field (0 / false);
