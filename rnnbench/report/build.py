@@ -277,7 +277,7 @@ def build_report(
     runs: Collection[str] | None = None,
     theory: TheoryData | None = None,
 ) -> Path:
-    """Write ``out/index.html`` (self-contained), ``out/report.md``, ``out/figures/*.png|svg``
+    """Write ``out/index.html`` (self-contained), ``out/report.md``, ``out/figures/*.png|svg|pdf``
     and ``out/tables/*.csv`` for one store, or compare several (one label per store; labels
     default to the store file stems).  ``runs``: only these run ids (one sweep file's runs).
     ``theory``: a computed theory check to add as a section. Returns the path of

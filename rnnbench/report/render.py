@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -92,14 +93,38 @@ def _tight_box(fig: Figure) -> Any:
     return Bbox.from_extents(box.x0 - 0.1, box.y0 - 0.1, box.x1 + 0.1, box.y1 + 0.1)
 
 
-def save_figure(name: str, fig: Figure, caption: str, figdir: Path, section: Section) -> None:
+#: the salt of the SVG's element ids, drawn anew per process otherwise: a rebuilt report's
+#: figures are then byte-identical. Set while a figure is saved and only then
+#: (:func:`matplotlib.rc_context`): the caller's settings stay as they were
+_SVG_SALT = "rnnbench"
+#: the metadata each format writes: no dates and no versions, so the bytes depend on the data
+_METADATA: dict[str, dict[str, str | None]] = {
+    "png": {"Software": None},
+    "svg": {"Date": None, "Creator": "rnnbench"},
+    "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": "rnnbench"},
+}
+#: the formats written beside the PNG: SVG for the web, PDF for LaTeX
+FILE_FORMATS = ("svg", "pdf")
+
+
+def figure_files(fig: Figure, name: str, figdir: Path) -> bytes:
+    """Write ``figdir/name.png`` and one file per :data:`FILE_FORMATS`, reproducibly (the same
+    figure gives the same bytes in any process); returns the PNG's bytes."""
+    box = _tight_box(fig)  # computed once, used for every format
     buffer = io.BytesIO()
-    box = _tight_box(fig)  # computed once, used for both formats
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches=box)
+    with matplotlib.rc_context({"svg.hashsalt": _SVG_SALT}):
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches=box, metadata=_METADATA["png"])
+        # bbox_inches="tight" would redo the (slow) tight-bbox pass for every format
+        for fmt in FILE_FORMATS:
+            path = figdir / f"{name}.{fmt}"
+            fig.savefig(path, format=fmt, bbox_inches=box, metadata=_METADATA[fmt])
     png = buffer.getvalue()
     (figdir / f"{name}.png").write_bytes(png)
-    # bbox_inches="tight" would redo the (slow) tight-bbox pass for every format
-    fig.savefig(figdir / f"{name}.svg", format="svg", bbox_inches=box)
+    return png
+
+
+def save_figure(name: str, fig: Figure, caption: str, figdir: Path, section: Section) -> None:
+    png = figure_files(fig, name, figdir)
     plt.close(fig)
     data = base64.b64encode(png).decode("ascii")
     alt = html.escape(caption, quote=True)
@@ -107,9 +132,8 @@ def save_figure(name: str, fig: Figure, caption: str, figdir: Path, section: Sec
         f"<figure><img src='data:image/png;base64,{data}' alt='{alt}'>"
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
     )
-    section.md.append(
-        f"![{caption}](figures/{name}.png)\n\n*{caption}* ([SVG](figures/{name}.svg))"
-    )
+    links = ", ".join(f"[{fmt.upper()}](figures/{name}.{fmt})" for fmt in FILE_FORMATS)
+    section.md.append(f"![{caption}](figures/{name}.png)\n\n*{caption}* ({links})")
 
 
 def render_html(title: str, sections: list[Section], generated: str, note: str = "") -> str:
@@ -117,15 +141,16 @@ def render_html(title: str, sections: list[Section], generated: str, note: str =
     keep apart, what is fixed, what the figures draw)."""
     toc = "".join(f"<li><a href='#{s.anchor}'>{html.escape(s.title)}</a></li>" for s in sections)
     body = "".join(
-        f"<section id='{s.anchor}'><h2>{html.escape(s.title)}</h2>{''.join(s.html)}</section>"
+        f"<section id='{s.anchor}'><h2>{html.escape(s.title)}</h2>{''.join(s.html)}</section>\n"
         for s in sections
     )
+    # the time stamp on a line of its own: two builds of one store differ in that line alone
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p class='note'>Generated {html.escape(generated)}. "
-        "Aggregates over seeds: median [q1–q3] n=seeds with a value.</p>"
-        + (f"<p class='note axes'>{html.escape(note)}</p>" if note else "")
-        + f"<nav><h2>Contents</h2><ol>{toc}</ol></nav>{body}</body></html>\n"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        f"<h1>{html.escape(title)}</h1>\n<p class='note'>Generated {html.escape(generated)}. "
+        "Aggregates over seeds: median [q1–q3] n=seeds with a value.</p>\n"
+        + (f"<p class='note axes'>{html.escape(note)}</p>\n" if note else "")
+        + f"<nav><h2>Contents</h2><ol>{toc}</ol></nav>\n{body}</body></html>\n"
     )

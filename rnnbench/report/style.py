@@ -5,20 +5,59 @@ pooled line."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import seaborn as sns
 
 from rnnbench.report.axes import Axes, axis_key, sort_token, variant_of
 
+#: One fixed colour per built-in architecture, the same in every figure of every report: the
+#: eight colours of the Okabe–Ito palette (M. Okabe & K. Ito 2008, "Color Universal Design",
+#: https://jfly.uni-koeln.de/color/), which stay apart under protanopia, deuteranopia and
+#: tritanopia. Related architectures get far-apart colours (lstm / lstm_ln blue / yellow,
+#: gru / gru_ln black / reddish purple, gru / mingru black / orange, rnn / rnn_relu vermilion /
+#: sky blue), lru's bluish green is far from lstm_ln's yellow, and the strongest colours go to
+#: rnn, lstm and gru, the architectures compared most often.
+BUILTIN_COLOURS: dict[str, str] = {
+    "rnn": "#D55E00",  # vermilion
+    "rnn_relu": "#56B4E9",  # sky blue
+    "lstm": "#0072B2",  # blue
+    "lstm_ln": "#F0E442",  # yellow
+    "gru": "#000000",  # black
+    "gru_ln": "#CC79A7",  # reddish purple
+    "mingru": "#E69F00",  # orange
+    "lru": "#009E73",  # bluish green
+}
+#: The colours of user architectures, none a built-in's: Paul Tol's "muted" scheme
+#: (https://personal.sron.nl/~pault/, "Colour schemes and templates", 2021) less its sand, teal
+#: and cyan (near Okabe–Ito's yellow, bluish green and sky blue) and its pale grey (too faint).
+#: A name's colour is a hash of the name into this tuple (:func:`user_colour`): editing the
+#: tuple recolours user architectures, so do it only with a reason.
+USER_COLOURS: tuple[str, ...] = (
+    "#332288",  # indigo
+    "#882255",  # wine
+    "#999933",  # olive
+    "#117733",  # green
+    "#AA4499",  # purple
+    "#CC6677",  # rose
+)
 
-def palette(archs: Iterable[str]) -> dict[str, Any]:
-    names = sorted(set(archs))
-    colours = sns.color_palette("colorblind", n_colors=max(len(names), 1))
-    return {name: colours[i % len(colours)] for i, name in enumerate(names)}
+
+def user_colour(name: str) -> str:
+    """A user architecture's colour: the same for the same name in any report and process
+    (a SHA-256 of the name, not :func:`hash`, which Python salts per process), whatever other
+    architectures are drawn. Two user names may share one; a built-in's colour is never drawn."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return USER_COLOURS[int.from_bytes(digest[:8], "big") % len(USER_COLOURS)]
+
+
+def palette(archs: Iterable[str]) -> dict[str, str]:
+    """Each architecture's colour (hex): fixed for a built-in, derived from the name for a user
+    architecture, so one architecture has one colour in every figure of every report."""
+    return {name: BUILTIN_COLOURS.get(name) or user_colour(name) for name in sorted(set(archs))}
 
 
 def variants(frame: pd.DataFrame, ctx: Ctx) -> list[str]:
