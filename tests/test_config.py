@@ -143,7 +143,7 @@ def test_bad_input_names_the_field(edit, message: str) -> None:
 
 
 def test_shipped_sweep_files_are_valid() -> None:
-    for name in ("smoke", "quick", "paper"):
+    for name in ("smoke", "demo", "quick", "modern", "paper"):
         sweep = load_sweep(REPO / "tasks" / f"{name}.toml")
         assert sweep.name == name and sweep.runs
     smoke = load_sweep(REPO / "tasks" / "smoke.toml")
@@ -157,6 +157,15 @@ def test_shipped_sweep_files_are_valid() -> None:
     paper = load_sweep(REPO / "tasks" / "paper.toml")
     assert {r.seq_len for r in paper.runs if r.task == "copy"} == {100, 200, 500, 1000}
     assert {r.seq_len for r in paper.runs if r.task == "adding"} == {100, 200, 400, 750}
+
+
+def test_the_demo_is_part_of_the_quick_study() -> None:
+    """The README's first command trains 36 of the reference study's runs: the same run ids, so
+    what the README says of reports/demo is what reports/quick shows at those T."""
+    demo = load_sweep(REPO / "tasks" / "demo.toml")
+    quick = load_sweep(REPO / "tasks" / "quick.toml")
+    assert len(demo.runs) == 36
+    assert {r.run_id for r in demo.runs} < {r.run_id for r in quick.runs}
 
 
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
@@ -188,3 +197,18 @@ def test_the_lyapunov_warm_up_must_leave_steps_to_count() -> None:
     with pytest.raises(ConfigError, match=r"diagnostics.lyapunov_warmup: must be below .*199"):
         DiagnosticSettings(lyapunov_steps=200, lyapunov_warmup=199)
     assert DiagnosticSettings(lyapunov=0, lyapunov_warmup=500).lyapunov_warmup == 500
+
+
+def test_a_difference_in_a_field_at_its_default_names_the_default() -> None:
+    """The hashed config leaves a field at its neutral default out; the message that names
+    the first difference must still say what the other run had (4, not None)."""
+    from rnnbench.config.hashing import config_difference
+
+    GRID = {"task": "adding", "arch": "rnn", "seq_len": 5, "clip": "none", "seed": 0}
+    on, off = (
+        parse_sweep(
+            {"name": "d", "grid": {**GRID}, **extra}
+        ).runs[0]
+        for extra in ({}, {"diagnostics": {"jacobian_top_k": 0}})
+    )
+    assert config_difference(on.to_dict(), off.to_dict()) == "diagnostics.jacobian_top_k: 4 -> 0"

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+import rnnbench
 from rnnbench.diagnostics.task_memory import (
     MAX_DELAYS,
     TaskProbeResult,
@@ -266,3 +267,36 @@ def test_the_dual_readout_is_the_ridge_readout() -> None:
         weights = np.linalg.solve(xc.T @ xc + 0.1 * 20 * np.eye(50), xc.T @ yc)
         primal = (x_test[g] - x_fit[g].mean(0)) @ weights + y_fit[g].mean(0)
         assert np.allclose(dual[g], primal)
+
+
+def test_a_sweep_with_a_malformed_memory_item_is_refused_before_it_runs() -> None:
+    """A task whose items the probe would refuse makes the sweep exit 2 at load, naming the
+    task, rather than every run recording the same error."""
+    from dataclasses import dataclass as frozen_dataclass
+    from typing import ClassVar
+
+    from rnnbench.tasks import TASKS, AddingTask
+    from rnnbench.tasks.base import MemoryItem
+
+    @frozen_dataclass(frozen=True)
+    class FloatPresented(AddingTask):
+        name: ClassVar[str] = "float_presented"
+
+        def memory_items(self, batch: rnnbench.Batch) -> list[MemoryItem]:
+            n = len(batch)
+            return [MemoryItem("v", torch.zeros(n), batch.x[:, 0, :1], torch.zeros(n).long())]
+
+    TASKS.register("float_presented")(FloatPresented)
+    try:
+        grid = {"task": "float_presented", "arch": "rnn", "seq_len": 6, "clip": "none", "seed": 0}
+        with pytest.raises(
+            rnnbench.ConfigError, match="memory item 'v': presented must be"
+        ) as info:
+            rnnbench.parse_sweep({"name": "m", "grid": grid})
+        assert "\n" not in str(info.value)
+        off = rnnbench.parse_sweep(
+            {"name": "m", "grid": grid, "diagnostics": {"task_probe": False}}
+        )
+        assert len(off.runs) == 1  # without the probe the items are never read
+    finally:
+        TASKS.remove("float_presented")

@@ -106,8 +106,11 @@ def config_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
             return out
         return {prefix.rstrip("."): data}
 
+    # a field at its neutral value is left out of the hashed config: name that value, not None
+    neutral = {f"{section}.{name}": value for (section, name), value in HASH_NEUTRAL.items()}
     a, b = leaves(group_config(old)), leaves(group_config(new))
     for name in sorted(set(a) | set(b)):
-        if a.get(name) != b.get(name):
-            return f"{name}: {a.get(name)!r} -> {b.get(name)!r}"
+        before, after = a.get(name, neutral.get(name)), b.get(name, neutral.get(name))
+        if before != after:
+            return f"{name}: {before!r} -> {after!r}"
     return f"config hash {group_hash(old)} -> {group_hash(new)}"

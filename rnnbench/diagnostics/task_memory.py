@@ -121,6 +121,24 @@ def task_memory_probe(
     return dataclasses.replace(result, score=score, span=_span(delays, score, chance))
 
 
+def check_memory_items(task: Task, size: int = 16) -> None:
+    """The task's ``memory_items`` on a few of its sequences, as a run's probe would read them:
+    a one-line :class:`ConfigError` for items the probe would refuse (or a hook that raises),
+    so that a sweep with such a task is refused before it trains (exit 2), not recorded as an
+    error in every run. The task's sampler draws from its own generator: no global state."""
+    batch = task.sample(size, torch.Generator().manual_seed(0))
+    try:
+        memory = task.memory_items(batch)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"tasks.{task.name}: memory_items raised {type(exc).__name__}: {exc}"
+        ) from None
+    if memory:
+        _check(task, memory, len(batch), int(batch.x.shape[1]))
+
+
 def _check(task: Task, memory: list[MemoryItem], size: int, steps: int) -> int:
     """The items' common ``classes``, or a one-line refusal of the task's items."""
     where = f"tasks.{task.name}"

@@ -46,6 +46,7 @@ from rnnbench.config.schema import (
     RunConfig,
     TrainSettings,
 )
+from rnnbench.diagnostics.task_memory import check_memory_items
 from rnnbench.errors import ConfigError
 from rnnbench.models import ARCHITECTURES, IMPLS, INITS, CellUse, check_cells, check_impl
 from rnnbench.registry import Registry, import_plugins, source_hash
@@ -236,6 +237,7 @@ def parse_sweep(
     )
     runs = grid.expand()
     check_cells(_cell_uses(runs))
+    _check_task_probes(runs)
     return Sweep(name=name, runs=runs, source=source, imports=tuple(imports), base=base)
 
 
@@ -342,6 +344,18 @@ class _Grid:
                 self.fixed["clip"], self.fixed["seed"], seq_lens
             )
         ]
+
+
+def _check_task_probes(runs: list[RunConfig]) -> None:
+    """Each distinct task of the runs that take the task probe declares items it can read
+    (``Task.memory_items``): a malformed one is exit 2 here, not an error in every run."""
+    seen: set[tuple[str, str, int]] = set()
+    for run in runs:
+        key = (run.task, repr(run.task_params), run.seq_len)
+        diag = run.diagnostics
+        if key not in seen and diag.enabled and diag.task_probe:
+            seen.add(key)
+            check_memory_items(task_for(run))
 
 
 def _cell_uses(runs: list[RunConfig]) -> list[CellUse]:
