@@ -31,6 +31,8 @@ from rnnbench.report.render import Section, html_table, md_table, render_html, s
 from rnnbench.report.style import Ctx, hidden_missing
 from rnnbench.report.tables import (
     DASH,
+    NOTATION,
+    disagree_note,
     headline_numbers,
     headline_views,
     problem_runs,
@@ -198,6 +200,8 @@ def _table_sections(
     )
     for caption, view in headline_views(headline, labels, axes.shown):
         s.table(caption, view)
+    if note := disagree_note(headline):
+        s.para(note)
     sections = [s, _models_section(models, labels, axes)]
     s = Section("memory", "Memory span")
     s.para(memory_note(memory))
@@ -214,13 +218,15 @@ def _table_sections(
 
 def _stability_note(stability: pd.DataFrame) -> str:
     text = (
-        "Divergence rate among finished runs, max pre-clip global gradient norm, fraction "
-        "of steps clipped and the per-step gradient factor r (< 1 vanishing, > 1 exploding)"
+        "One row per T (each cell over that T's seeds): divergence rate among finished runs, "
+        "max pre-clip global gradient norm, fraction of steps clipped and the per-step "
+        "gradient factor r (< 1 vanishing, > 1 exploding)"
     )
     if not any(recorded(stability, c) for c in ("lyapunov_max", "lyapunov_max_init")):
         return text + (
             ". The largest Lyapunov exponent λ_1 and the step Jacobian's σ_1: not recorded "
-            "(runs stored before rnnbench recorded the dynamics)."
+            "(switched off in [diagnostics], or the runs were stored before rnnbench recorded "
+            "the dynamics)."
         )
     text += (
         "; the largest Lyapunov exponent λ_1 at init and at the end (nats per step: < 0 "
@@ -326,7 +332,7 @@ def _write(out: Path, title: str, note: str, sections: list[Section]) -> Path:
     md = [
         f"# {title}",
         "",
-        f"Generated {generated}. Aggregates over seeds: median [q1–q3] n=seeds with a value.",
+        f"Generated {generated}. {NOTATION}",
         "",
         *([note, ""] if note else []),
     ]

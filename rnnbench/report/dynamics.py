@@ -18,10 +18,14 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from rnnbench.report.figures import Figures, _reference_line, _relplot
+from rnnbench.report.overlays import seed_note
 from rnnbench.report.style import Ctx, with_series
 
-#: what a dynamics section says for runs stored before rnnbench recorded the dynamics
-NOT_RECORDED = "Not recorded (runs stored before rnnbench recorded the dynamics)."
+#: what a dynamics section says where no run recorded the dynamics
+NOT_RECORDED = (
+    "Not recorded (switched off in [diagnostics], or the runs were stored before rnnbench "
+    "recorded the dynamics)."
+)
 #: the columns every long frame here starts with: a run's key and its line style
 KEY = ["label", "task", "T", "arch", "clip", "seed", "series"]
 _PHASES = (("init", "at initialisation"), ("end", "at the end of training"))
@@ -153,7 +157,7 @@ def fig_jacobian_sigma(frame: pd.DataFrame, ctx: Ctx) -> Figures:
         caption = (
             f"σ_1, the largest singular value of the step Jacobian J_t = ∂s_{{t+1}}/∂s_t (s: "
             f"the top layer's state, the LSTM's (h, c)), against step t {words}; each value is "
-            "the median over a sub-batch of sequences; line = median over seeds, band = IQR; "
+            f"the median over a sub-batch of sequences; {seed_note(sub, 'task', 'T')}; "
             "log y; dashed line at σ_1 = 1. The gradient reaching k steps back is bounded by "
             "the product of the σ_1 it passes through: σ_1 < 1 at every step makes it vanish "
             "geometrically, σ_1 > 1 lets it grow."
@@ -196,21 +200,15 @@ def fig_lyapunov_spectrum(frame: pd.DataFrame, ctx: Ctx) -> Figures:
             log=False,
             markers=True,
         )
-        _reference_line(grid.figure, 0.0)
-        k = int(sub["i"].max())
-        for ax in grid.axes.flat:  # integer indices, each one while there are few
-            if k <= 12:
-                ax.set_xticks(range(1, k + 1))
-            else:
-                ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        _reference_line(grid.figure, 0.0)  # the indices tick at integers (_relplot)
         grid.figure.suptitle(f"Lyapunov spectrum {words} (dashed: λ = 0)", y=1.02)
         caption = (
             f"The largest Lyapunov exponents λ_1 ≥ … ≥ λ_k of the recurrence {words} (nats per "
             "step; QR method along a long trajectory driven by the task's own inputs) against "
             "the index i; dashed line at 0. λ_1 < 0: the dynamics contract, perturbations (and "
             "gradients) decay and the network forgets; λ_1 ≈ 0: marginal, information "
-            "persists; λ_1 > 0: chaotic, nearby states diverge (gradients explode). Line = "
-            "median over seeds, band = IQR."
+            "persists; λ_1 > 0: chaotic, nearby states diverge (gradients explode); "
+            f"{seed_note(sub, 'task', 'T')}."
         )
         out.append((f"lyapunov_{phase}", grid.figure, caption))
     return out
@@ -279,7 +277,8 @@ def fig_saturation(frame: pd.DataFrame, ctx: Ctx) -> Figures:
         if key != "forget_gate" and not (data["value"] > 0).any():  # overlapping lines at 0
             title += ": none saturated in any run"
         grid.figure.suptitle(title, y=1.02)
-        out.append((f"{key}_end", grid.figure, caption + " Median over seeds, band = IQR."))
+        seeds = seed_note(data, "task", "T")
+        out.append((f"{key}_end", grid.figure, f"{caption} {seeds[0].upper()}{seeds[1:]}."))
     return out
 
 
@@ -352,7 +351,7 @@ def fig_task_probe(frame: pd.DataFrame, ctx: Ctx) -> Figures:
         "Normalised decoding (score − chance) / (1 − chance) of what the task needs from a "
         "linear readout of h_t against the delay d since it was presented, on the task's own "
         "inputs, at the end of training (copy: each data symbol, accuracy, chance 1/classes; "
-        "adding: the first marked value, r², chance 0); line = median over seeds, band = IQR. "
+        f"adding: the first marked value, r², chance 0); {seed_note(data, 'task', 'T')}. "
         "Dashed line at 0.5: the task memory span is the largest delay up to which the curve "
         "stays above it; dotted vertical line: the delay at which the task reads it. A curve "
         "below 0.5 before the dotted line: the information is gone when the task needs it."
@@ -406,7 +405,8 @@ def fig_cell_gradient(frame: pd.DataFrame, ctx: Ctx) -> Figures:
     fig.suptitle("LSTM: cell-state gradient beside the hidden-state gradient (end)", y=1.02)
     caption = (
         "‖∂L/∂c_t‖ (the LSTM's cell state) beside ‖∂L/∂h_t‖ against step t at the end of "
-        "training; log y; zeros are masked; line = median over seeds, band = IQR. The cell "
+        f"training; log y; zeros are masked; {seed_note(data, 'task · arch', 'T', 'gradient')}. "
+        "The cell "
         "path c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t carries the gradient back through the forget "
         "gate alone (the constant-error carousel): where f_t ≈ 1 ‖∂L/∂c_t‖ stays flat far "
         "back. Colour here is the gradient, not the architecture."

@@ -18,6 +18,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from rnnbench.report.axes import axis_key, sort_token
+from rnnbench.report.overlays import (
+    clip_thresholds,
+    divergence_marks,
+    draw_seeds,
+    integer_ticks,
+    seed_note,
+    seed_title,
+)
 from rnnbench.report.style import Ctx, style_order, variants, with_series
 from rnnbench.report.tables import headline_numbers
 
@@ -56,6 +64,11 @@ def _relplot(
     hue: str = "arch",
     palette: dict[str, Any] | None = None,
 ) -> sns.FacetGrid:
+    """Median lines over seeds, one colour per ``hue``, line style the series; the seeds'
+    spread (:func:`rnnbench.report.overlays.draw_seeds`: a band from 4 seeds, thin seed lines
+    below) and integer x ticks over them."""
+    palette = ctx.palette if palette is None else palette
+    orders = (sorted(data[hue].unique()), style_order(data, ctx))
     grid = sns.relplot(
         data=data,
         x=x,
@@ -65,16 +78,19 @@ def _relplot(
         hue=hue,
         style="series",
         kind="line",
-        palette=ctx.palette if palette is None else palette,
-        hue_order=sorted(data[hue].unique()),
-        style_order=style_order(data, ctx),
+        palette=palette,
+        hue_order=orders[0],
+        style_order=orders[1],
         estimator="median",
-        errorbar=("pi", 50),
+        errorbar=None,
         markers=markers,
         height=_FIG_HEIGHT,
         aspect=_FIG_ASPECT,
         facet_kws={"margin_titles": True, "sharey": False, "sharex": False},
     )
+    # before the axis labels: seaborn names an unlabelled axis after its column
+    draw_seeds(grid, data, x=x, y=y, keys=(row, col, hue), palette=palette, orders=orders)
+    integer_ticks(grid, data, x, row, col)
     grid.set_axis_labels(xlabel, ylabel)
     if grid.legend is not None:  # the style column is an internal name; say what it encodes
         for text in grid.legend.texts:
@@ -159,13 +175,14 @@ def fig_gradient_profiles(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figu
             ylabel=ctx.symbol,
             log=True,
         ).figure
-        fig.suptitle(f"Gradient norm through time {words} (median, IQR band over seeds)", y=1.02)
+        title = seed_title(sub, "task", "T")
+        fig.suptitle(f"Gradient norm through time {words} ({title})", y=1.02)
         out.append(
             (
                 f"grad_profile_{phase}",
                 fig,
                 f"{ctx.symbol} against time step t {words}; log y; zeros (below the float "
-                "floor) are masked; line = median over seeds, band = IQR.",
+                f"floor) are masked; {seed_note(sub, 'task', 'T')}.",
             )
         )
     return out
@@ -221,7 +238,7 @@ def fig_learning_curves(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure
             "learning_curves",
             fig,
             "Training loss divided by the task's baseline loss against step; the dashed line "
-            "at 1 is the trivial baseline; median over seeds with IQR band; log y.",
+            f"at 1 is the trivial baseline; {seed_note(data, 'task', 'T')}; log y.",
         )
     ]
 
@@ -342,7 +359,7 @@ def fig_grad_factor(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, st
             "grad_factor",
             fig,
             f"Per-step gradient factor r (of {ctx.symbol}) against T at init and at the end of "
-            "training; dashed line r = 1; median over seeds with IQR band; log y.",
+            f"training; dashed line r = 1; {seed_note(data, 'task', 'phase')}; log y.",
         )
     ]
 
@@ -379,7 +396,7 @@ def fig_memory_capacity(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure
             "memory_capacity",
             fig,
             "Linear-probe r² for recovering the input k steps back from the hidden state; "
-            "median over seeds with IQR band.",
+            f"{seed_note(data, 'task', 'T')}.",
         )
     ]
 
@@ -399,32 +416,19 @@ def fig_grad_norm_training(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Fig
         ylabel="pre-clip global ‖g‖",
         log=True,
     )
-    fig = grid.figure
-    diverged = frame[(frame["status"] == "diverged") & frame["diverged_step"].notna()]
-    for run in diverged.itertuples():
-        ax = grid.axes_dict.get((run.task, int(run.seq_len)))
-        if ax is None:
-            continue
-        colour = ctx.palette.get(run.arch, "k")
-        ax.axvline(int(run.diverged_step), color=colour, ls=":", lw=1.5)
-        # × at the top edge: the curve itself may be inf/NaN after divergence
-        ax.plot(
-            [int(run.diverged_step)],
-            [0.97],
-            marker="x",
-            ms=8,
-            ls="none",
-            color=colour,
-            transform=ax.get_xaxis_transform(),
-            clip_on=False,
-        )
-    fig.suptitle("Pre-clip gradient norm during training (dotted ×: divergence step)", y=1.02)
-    return [
-        (
-            "grad_norm_training",
-            fig,
-            "Global gradient norm before clipping against training step; log y; dotted "
-            "vertical lines with × mark the step at which a run diverged (colour = "
-            "architecture).",
-        )
-    ]
+    divergence_marks(grid, frame, ctx.palette)
+    clip_thresholds(grid, data, "task", "T")
+    grid.figure.suptitle(
+        "Pre-clip gradient norm during training (dotted ×: divergence step; dotted horizontal: "
+        "clip threshold)",
+        y=1.02,
+    )
+    caption = (
+        "Global gradient norm before clipping against training step; log y; "
+        f"{seed_note(data, 'task', 'T')}. Dotted vertical lines with × mark the step at which "
+        "a run diverged (colour = architecture). Dotted horizontal lines: each clip mode's "
+        "threshold (grey, labelled): a norm:c run's step above c was rescaled to norm c; "
+        "under value:v no element of g can exceed v while the global norm is below v, so "
+        "nothing was clipped there."
+    )
+    return [("grad_norm_training", grid.figure, caption)]

@@ -3,7 +3,8 @@ h_t on the task's own inputs), the task span across T, then the task-agnostic i.
 (Jaeger's memory capacity and its span).
 
 :func:`memory_numbers` is the numeric frame (written as CSV: the task probe as one column group
-per T, ``task_memory_span_T{T}_median|q1|q3|n`` and ``task_memory_needed_T{T}``);
+per T, ``task_memory_span_T{T}_median|q1|q3|n|values`` and ``task_memory_needed_T{T}``; the
+i.i.d. probe over every T of a row, with ``_seeds`` and ``_lengths``: how many of each it pools);
 :func:`memory_views` formats it, one table per task (the delay a task reads at differs between
 tasks), and :func:`memory_note` says how the two probes differ and what was not recorded.
 """
@@ -20,12 +21,13 @@ import pandas as pd
 from rnnbench.report.axes import axis_key, shown_axes, value_text
 from rnnbench.report.tables import (
     DASH,
+    MIN_SPREAD,
     condition_order,
     finite,
-    fmt_spread,
     keyed,
     num,
     recorded,
+    spread_cell,
     spread_columns,
 )
 from rnnbench.results.grouping import CONDITION_KEYS
@@ -34,7 +36,9 @@ from rnnbench.results.spans import task_spans
 _SPAN = "task_memory_span"
 _NEEDED = "task_memory_needed"
 _PROBE_N = re.compile(rf"^{_SPAN}_T(\d+)_n$")
-NOT_RECORDED = "runs stored before rnnbench recorded the dynamics"
+NOT_RECORDED = (
+    "switched off in [diagnostics], or the runs were stored before rnnbench recorded the dynamics"
+)
 
 
 def _probe_lengths(frame: pd.DataFrame) -> list[int]:
@@ -80,8 +84,40 @@ def memory_numbers(frame: pd.DataFrame) -> pd.DataFrame:
             span = span_of.get((*key[:n], axis_key(row, axes)), {})
             row["task_span"] = span.get("task_span", math.nan)
             row["first_unsolved"] = span.get("first_unsolved", math.nan)
-            rows.append(row | spread_columns(group, ("memory_capacity", "probe_span")))
+            rows.append(row | _pooled_columns(group, _IID))
     return pd.DataFrame(rows)
+
+
+#: the i.i.d. probe's columns, pooled over a row's T (the task span is read across T too)
+_IID = ("memory_capacity", "probe_span")
+
+
+def _pooled_columns(group: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, Any]:
+    """Each column's spread over all of a condition's runs (every T), and how many seeds and
+    T those runs with a value are: a cell then says what it pools instead of calling runs n."""
+    row = spread_columns(group, columns, order=("seq_len", "seed"))
+    for column in columns:
+        values = pd.to_numeric(group.get(column, pd.Series(dtype=float)), errors="coerce")
+        has = group[np.isfinite(values.astype(np.float64))] if len(values) else group.iloc[:0]
+        row[f"{column}_seeds"] = int(has["seed"].nunique()) if "seed" in has else 0
+        row[f"{column}_lengths"] = int(has["seq_len"].nunique())
+    return row
+
+
+def _pooled_cell(r: dict[str, Any], column: str) -> str:
+    """A cell of :func:`_pooled_columns`: over one T, as any other cell (the seeds' values, or
+    median [q1–q3] n=seeds); over several, the spread of all runs and 'over s seeds × m T'."""
+    lengths, seeds, n = (r.get(f"{column}_{s}", 0) for s in ("lengths", "seeds", "n"))
+    if not lengths or lengths <= 1:
+        return spread_cell(r, column)
+    values = r[f"{column}_values"]
+    body = (
+        ", ".join(num(v) for v in values)
+        if n < MIN_SPREAD
+        else f"{num(r[f'{column}_median'])} [{num(r[f'{column}_q1'])}–{num(r[f'{column}_q3'])}]"
+    )
+    what = f"{seeds} seed{'s' if seeds != 1 else ''} × {lengths} T"
+    return f"{body} over {what}" + ("" if n == seeds * lengths else f" ({n} runs)")
 
 
 def _probe_columns(numbers: pd.DataFrame) -> dict[int, tuple[str, float]]:
@@ -102,7 +138,7 @@ def _probe_cells(r: dict[str, Any], columns: dict[int, tuple[str, float]]) -> di
     cells = {}
     for length, (title, d) in columns.items():
         prefix = f"{_SPAN}_T{length}"
-        cell = fmt_spread(*(r[f"{prefix}_{s}"] for s in ("median", "q1", "q3", "n")))
+        cell = spread_cell(r, prefix)
         needed = r.get(f"{_NEEDED}_T{length}", math.nan)
         if cell != DASH and math.isfinite(needed) and needed != d:  # this row reads elsewhere
             cell += f" (reads at {needed:g})"
@@ -111,14 +147,11 @@ def _probe_cells(r: dict[str, Any], columns: dict[int, tuple[str, float]]) -> di
 
 
 def _memory_cells(r: dict[str, Any], columns: dict[int, tuple[str, float]]) -> dict[str, str]:
-    def spread_of(column: str) -> str:
-        return fmt_spread(*(r[f"{column}_{s}"] for s in ("median", "q1", "q3", "n")))
-
     return _probe_cells(r, columns) | {
         "task span (largest T solved by ≥ half the seeds)": num(r["task_span"]),
         "first unsolved T": num(r["first_unsolved"]),
-        "task-agnostic memory capacity (i.i.d. drive)": spread_of("memory_capacity"),
-        "i.i.d. probe span (lags)": spread_of("probe_span"),
+        "task-agnostic memory capacity (i.i.d. drive)": _pooled_cell(r, "memory_capacity"),
+        "i.i.d. probe span (lags)": _pooled_cell(r, "probe_span"),
     }
 
 
@@ -162,6 +195,15 @@ def memory_note(numbers: pd.DataFrame) -> str:
         "values does not keep, so a network that fails the task can score higher on it than "
         "one that solves it."
     )
+    if any(
+        (pd.to_numeric(numbers.get(f"{c}_lengths", pd.Series()), errors="coerce") > 1).any()
+        for c in _IID
+    ):
+        iid += (
+            " Its two columns pool a row's runs at every T (a network trained per T and seed): "
+            "'over s seeds × m T' says what a cell pools; with fewer than "
+            f"{MIN_SPREAD} runs it lists them, ordered by T, then seed."
+        )
     spans = "Task span and first unsolved T: read from the solved seeds across T."
     columns = _probe_columns(numbers) if not numbers.empty else {}
     if not columns:

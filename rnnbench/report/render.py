@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
-from rnnbench.report.tables import DASH
+from rnnbench.report.tables import DASH, NOTATION
 
 DPI = 110
 
@@ -150,7 +150,7 @@ def render_html(title: str, sections: list[Section], generated: str, note: str =
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
         f"<h1>{html.escape(title)}</h1>\n<p class='note'>Generated {html.escape(generated)}. "
-        "Aggregates over seeds: median [q1–q3] n=seeds with a value.</p>\n"
+        f"{html.escape(NOTATION)}</p>\n"
         + (f"<p class='note axes'>{html.escape(note)}</p>\n" if note else "")
         + f"<nav><h2>Contents</h2><ol>{toc}</ol></nav>\n{body}</body></html>\n"
     )

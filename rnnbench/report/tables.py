@@ -1,25 +1,37 @@
 """The report's tables: numeric long frames (written as CSV) and their formatted views.
 
-Every number aggregated over seeds is shown as ``median [q1–q3] n=k``: seeds of recurrent
-training are heavy-tailed (one diverged seed ruins a mean), so the median plus the IQR and the
-seed count is the honest summary. The numeric frames are computed once and only then formatted
-into strings for HTML / Markdown. The memory table is :mod:`rnnbench.report.memory_table`.
+Every number aggregated over seeds is shown, from :data:`MIN_SPREAD` seeds on, as ``median
+[q1–q3] n=k``: seeds of recurrent training are heavy-tailed (one diverged seed ruins a mean), so
+the median plus the IQR and the seed count is the honest summary. With fewer seeds a median
+and quartiles describe no run (one seed solved, one at chance: the "median" is neither), so a
+cell lists every seed's value in seed order. n counts seeds: every cell is over the seeds of
+one T (the i.i.d. probe columns of the memory table, which pool the T, say so). The numeric
+frames are computed once and only then formatted into strings for HTML / Markdown. The memory
+table is :mod:`rnnbench.report.memory_table`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rnnbench.report.axes import axis_key, shown_axes, sort_token, value_text
-from rnnbench.results.grouping import CONDITION_KEYS, GROUP_KEYS
+from rnnbench.results.grouping import GROUP_KEYS
 from rnnbench.results.spans import frame_axes, hashable
 
 DASH = "–"  # shown for a missing value
+#: the fewest seeds a cell summarises as median [q1–q3] n=k; with fewer it lists each value
+MIN_SPREAD = 4
+#: the header note: how a number aggregated over seeds is written
+NOTATION = (
+    f"Aggregates over seeds: with up to {MIN_SPREAD - 1} seeds, each seed's value in seed "
+    f"order ('0.27, 0.74'); from {MIN_SPREAD} seeds, median [q1–q3] n=seeds with a value. n "
+    "counts seeds, never seeds × T: a cell is over one T's seeds, or says 'over s seeds × m T'."
+)
 
 
 def finite(values: Iterable[Any]) -> np.ndarray:
@@ -38,18 +50,41 @@ def spread(values: Iterable[Any]) -> tuple[float, float, float, int]:
     return float(med), float(q1), float(q3), int(arr.size)
 
 
+def seed_values(group: pd.DataFrame, column: str, order: Sequence[str] = ("seed",)) -> list[float]:
+    """``column``'s finite values, the runs sorted by ``order`` (the seed): what a cell of
+    fewer than :data:`MIN_SPREAD` seeds lists."""
+    if column not in group.columns:
+        return []
+    keys = [k for k in order if k in group.columns]
+    return finite((group.sort_values(keys, kind="stable") if keys else group)[column]).tolist()
+
+
 def num(value: float) -> str:
     if value is None or not math.isfinite(value):
         return DASH
     return f"{value:.3g}"
 
 
-def fmt_spread(med: float, q1: float, q3: float, n: int) -> str:
+def fmt_spread(med: float, q1: float, q3: float, n: int, values: Sequence[float]) -> str:
+    """``median [q1–q3] n=k`` from :data:`MIN_SPREAD` values on; below, the ``values`` (in seed
+    order) themselves: '0.27, 0.74'."""
     if n == 0:
         return DASH
-    if n == 1:
-        return f"{num(med)} n=1"
+    if n < MIN_SPREAD and len(values) == n:
+        return ", ".join(num(v) for v in values)
     return f"{num(med)} [{num(q1)}–{num(q3)}] n={n}"
+
+
+def spread_cell(r: Mapping[str, Any], column: str) -> str:
+    """The cell of ``column``'s spread in a numbers row (its ``_median|q1|q3|n|values``)."""
+    values = r.get(f"{column}_values")
+    return fmt_spread(
+        r[f"{column}_median"],
+        r[f"{column}_q1"],
+        r[f"{column}_q3"],
+        r[f"{column}_n"],
+        values if isinstance(values, list) else [],
+    )
 
 
 def solved_flags(frame: pd.DataFrame) -> pd.Series:
@@ -69,40 +104,66 @@ def keyed(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return frame.assign(**{a: frame[a].map(hashable) for a in axes}), axes
 
 
+_HEADLINE_COLUMNS = [
+    "solved",
+    "runs",
+    "solved_rate",
+    "norm_loss_median",
+    "norm_loss_q1",
+    "norm_loss_q3",
+    "norm_loss_n",
+    "norm_loss_values",
+    "norm_loss_solved",
+    "seeds_disagree",
+]
+
+
+def _loss_numbers(group: pd.DataFrame) -> dict[str, Any]:
+    """One group's loss spread over its seeds, and whether those seeds disagree: some solved,
+    some not (``norm_loss_solved`` of ``norm_loss_n`` solved), so no run has the median."""
+    med, q1, q3, n = spread(group["normalized_loss"])
+    losses = pd.to_numeric(group["normalized_loss"], errors="coerce").astype(np.float64)
+    solved = int(solved_flags(group[np.isfinite(losses)]).sum())
+    return {
+        "norm_loss_median": med,
+        "norm_loss_q1": q1,
+        "norm_loss_q3": q3,
+        "norm_loss_n": n,
+        "norm_loss_values": seed_values(group, "normalized_loss"),
+        "norm_loss_solved": solved,
+        "seeds_disagree": 0 < solved < n,
+    }
+
+
 def headline_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (label, task, arch, seq_len, clip, swept fields): solved k/n and the normalized-loss
-    spread."""
+    spread over the seeds."""
     rows = []
     frame, axes = keyed(frame)
     keys = ["label", *GROUP_KEYS, *axes]
     # dropna=False: a field a run's sweep does not vary (None) is a key, not a dropped run
     for key, group in frame.groupby(keys, sort=True, dropna=False):
-        med, q1, q3, n = spread(group["normalized_loss"])
         solved = int(solved_flags(group).sum())
         rows.append(
             dict(zip(keys, key, strict=True))
-            | {
-                "solved": solved,
-                "runs": len(group),
-                "solved_rate": solved / len(group),
-                "norm_loss_median": med,
-                "norm_loss_q1": q1,
-                "norm_loss_q3": q3,
-                "norm_loss_n": n,
-            }
+            | {"solved": solved, "runs": len(group), "solved_rate": solved / len(group)}
+            | _loss_numbers(group)
         )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            *keys,
-            "solved",
-            "runs",
-            "solved_rate",
-            "norm_loss_median",
-            "norm_loss_q1",
-            "norm_loss_q3",
-            "norm_loss_n",
-        ],
+    return pd.DataFrame(rows, columns=[*keys, *_HEADLINE_COLUMNS])
+
+
+#: the headline's mark on a loss cell whose seeds disagree, and its footnote
+DISAGREE = "†"
+
+
+def disagree_note(numbers: pd.DataFrame) -> str:
+    """The headline's footnote where some loss cell is marked :data:`DISAGREE`; else ''."""
+    if numbers.empty or not numbers["seeds_disagree"].astype(bool).any():
+        return ""
+    return (
+        f"{DISAGREE} seeds disagree: some of the cell's seeds solved the task and some did not "
+        "(k of n solved: its 'solved' cell), so a median over them would describe no run; "
+        f"read the seeds' values (from {MIN_SPREAD} seeds, the quartiles)."
     )
 
 
@@ -121,7 +182,7 @@ def _headline_cells(
             suffix = f" [{label}]" if len(labels) > 1 else ""
             cells[(clip, "solved" + suffix)] = f"{r['solved']}/{r['runs']}" if r else DASH
             cells[(clip, "norm. loss" + suffix)] = (
-                fmt_spread(*(r[f"norm_loss_{s}"] for s in ("median", "q1", "q3", "n")))
+                spread_cell(r, "norm_loss") + (f" {DISAGREE}" if r["seeds_disagree"] else "")
                 if r
                 else DASH
             )
@@ -179,10 +240,11 @@ def _signed(value: float) -> str:
 
 
 def stability_numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (label, task, arch, clip, swept fields), pooled over T and seeds."""
+    """Per (label, task, arch, seq_len, clip, swept fields): over the seeds of one T (pooling
+    the T would count seeds × T as n)."""
     rows = []
     frame, axes = keyed(frame)
-    keys = ["label", *CONDITION_KEYS, *axes]
+    keys = ["label", *GROUP_KEYS, *axes]
     for key, group in frame.groupby(keys, sort=True, dropna=False):
         row: dict[str, Any] = dict(zip(keys, key, strict=True))
         row["runs"] = len(group)
@@ -229,7 +291,7 @@ def _stability_cells(
     metrics: list[tuple[str, str]],
 ) -> dict[str, str]:
     """One stability row's cells per label, then the comparison's differences. ``row``: (task,
-    arch, swept-values key, clip); ``metrics``: (column, title) of the spreads to show."""
+    arch, swept-values key, T, clip); ``metrics``: (column, title) of the spreads to show."""
     cells: dict[str, str] = {}
     for label in labels:
         r = lookup.get((label, *row))
@@ -244,9 +306,7 @@ def _stability_cells(
             f" ({r['errors']} errors)" if r["errors"] else ""
         )
         for column, title in metrics:
-            cells[title + suffix] = fmt_spread(
-                r[f"{column}_median"], r[f"{column}_q1"], r[f"{column}_q3"], r[f"{column}_n"]
-            )
+            cells[title + suffix] = spread_cell(r, column)
     base = lookup.get((labels[0], *row))
     for label in labels[1:]:
         other = lookup.get((label, *row))
@@ -268,38 +328,49 @@ def condition_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return (key[0], key[1], [sort_token(v) for v in key[2]], key[3])
 
 
+def _stability_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    # (task, arch, swept-values key, T, clip): by condition, then T, then clip mode
+    return (key[0], key[1], [sort_token(v) for v in key[2]], key[3], key[4])
+
+
 def stability_views(
     numbers: pd.DataFrame, labels: list[str], shown: dict[str, str] | None = None
 ) -> list[tuple[str, pd.DataFrame]]:
-    """One table: rows task × architecture × the swept fields that vary × clip."""
+    """One table: rows task × architecture × the swept fields that vary × T × clip."""
     if numbers.empty:
         return []
     shown = shown_axes(numbers, shown)
     paths = list(shown)
     metrics = stability_metrics(numbers)
     lookup = {
-        (r["label"], r["task"], r["arch"], axis_key(r, paths), r["clip"]): r
+        (r["label"], r["task"], r["arch"], axis_key(r, paths), int(r["seq_len"]), r["clip"]): r
         for r in numbers.to_dict("records")
     }
     rows = {
-        (task, arch, *map(value_text, values), clip): _stability_cells(
-            lookup, labels, (task, arch, values, clip), metrics
+        (task, arch, *map(value_text, values), seq_len, clip): _stability_cells(
+            lookup, labels, (task, arch, values, seq_len, clip), metrics
         )
-        for task, arch, values, clip in sorted({k[1:] for k in lookup}, key=condition_order)
+        for task, arch, values, seq_len, clip in sorted(
+            {k[1:] for k in lookup}, key=_stability_order
+        )
     }
     view = pd.DataFrame.from_dict(rows, orient="index")
     view.index = pd.MultiIndex.from_tuples(
-        list(rows), names=["task", "arch", *shown.values(), "clip"]
+        list(rows), names=["task", "arch", *shown.values(), "T", "clip"]
     )
-    return [("pooled over T and seeds", view)]
+    return [("one row per T: each cell over that T's seeds", view)]
 
 
-def spread_columns(group: pd.DataFrame, columns: Iterable[str]) -> dict[str, Any]:
+def spread_columns(
+    group: pd.DataFrame, columns: Iterable[str], order: Sequence[str] = ("seed",)
+) -> dict[str, Any]:
+    """Each column's median, quartiles, count and values (the runs sorted by ``order``)."""
     row: dict[str, Any] = {}
     for column in columns:
         # a column an older store lacks is a column of missing values
         med, q1, q3, n = spread(group[column] if column in group.columns else [])
         row |= {f"{column}_median": med, f"{column}_q1": q1, f"{column}_q3": q3, f"{column}_n": n}
+        row[f"{column}_values"] = seed_values(group, column, order)
     return row
 
 

@@ -1,0 +1,200 @@
+"""What the figures draw over seaborn's median lines (:func:`rnnbench.report.figures._relplot`):
+the seeds' spread, integer ticks on the discrete x axes, and the clip thresholds over the
+pre-clip gradient norm.
+
+A line's IQR band over seeds is drawn only where the line has :data:`MIN_BAND_SEEDS` seeds:
+with two or three the quartiles describe no run (one seed solved, one at chance: the band spans
+the gap between them), so there each seed is drawn as a thin line in the line's colour and
+dashes instead; a line of one seed is that seed. :func:`seed_note` says which, from the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib import ticker
+
+from rnnbench.config.schema import ClipSpec
+from rnnbench.errors import ConfigError
+from rnnbench.report.tables import MIN_SPREAD
+
+#: the fewest seeds a line's IQR band is drawn for (the tables' threshold for median [q1–q3])
+MIN_BAND_SEEDS = MIN_SPREAD
+#: how a seed's own line is drawn where its line has too few seeds for a band
+_THIN: dict[str, Any] = {"lw": 0.7, "alpha": 0.45, "zorder": 1}
+#: the most swept values an axis ticks at one by one
+_MAX_FIXED_TICKS = 12
+#: the colour of each clip mode's threshold line and label (greys: no architecture's colour)
+_CLIP_COLOURS = {"norm": "0.15", "value": "0.45"}
+#: the gid of the threshold lines and labels (tests and readers of the SVG find them by it)
+CLIP_GID = "clip-threshold"
+
+
+def line_seeds(data: pd.DataFrame, row: str, col: str, hue: str) -> pd.Series:
+    """The number of distinct seeds of each drawn line (panel × colour × line style)."""
+    return data.groupby([row, col, hue, "series"], sort=False)["seed"].nunique()
+
+
+def seed_note(data: pd.DataFrame, row: str, col: str, hue: str = "arch") -> str:
+    """What a figure's lines and bands are, from the seeds each line has: a caption's phrase."""
+    counts = line_seeds(data, row, col, hue)
+    if counts.empty:
+        return ""
+    lo, hi = int(counts.min()), int(counts.max())
+    seeds = f"{lo}" if lo == hi else f"{lo}–{hi}"
+    if hi == 1:
+        return "one seed per line (no median, no band)"
+    if hi < MIN_BAND_SEEDS:
+        return (
+            f"line = median over {seeds} seeds, each seed drawn thin (no band below "
+            f"{MIN_BAND_SEEDS} seeds)"
+        )
+    if lo >= MIN_BAND_SEEDS:
+        return f"line = median over {seeds} seeds, band = IQR over seeds"
+    return (
+        f"line = median over {seeds} seeds; band = IQR over seeds where a line has ≥ "
+        f"{MIN_BAND_SEEDS}, each seed drawn thin where it has fewer"
+    )
+
+
+def seed_title(data: pd.DataFrame, row: str, col: str, hue: str = "arch") -> str:
+    """:func:`seed_note` short enough for a title."""
+    counts = line_seeds(data, row, col, hue)
+    lo, hi = (int(counts.min()), int(counts.max())) if not counts.empty else (0, 0)
+    seeds = f"{lo}" if lo == hi else f"{lo}–{hi}"
+    if hi <= 1:
+        return "one seed per line"
+    if hi < MIN_BAND_SEEDS:
+        return f"median over {seeds} seeds, each drawn thin"
+    if lo >= MIN_BAND_SEEDS:
+        return f"median and IQR band over {seeds} seeds"
+    return f"median over {seeds} seeds, IQR band from {MIN_BAND_SEEDS}"
+
+
+def draw_seeds(
+    grid: sns.FacetGrid,
+    data: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    keys: tuple[str, str, str],
+    palette: dict[str, Any],
+    orders: tuple[Sequence[str], Sequence[str]],
+) -> None:
+    """Per panel: an IQR band for each line with :data:`MIN_BAND_SEEDS` seeds or more, each
+    seed thin for a line with two or three. ``keys``: (row, col, hue); ``orders``: the hue and
+    line-style orders of the median lines, so a seed's line has its line's colour and dashes."""
+    row, col, hue = keys
+    counts = line_seeds(data, row, col, hue).rename("line_seeds")
+    data = data.join(counts, on=[row, col, hue, "series"])
+    for (r, c), sub in data.groupby([row, col], sort=False):
+        ax = grid.axes_dict.get((r, c))
+        if ax is None:
+            continue
+        thin = sub[(sub["line_seeds"] > 1) & (sub["line_seeds"] < MIN_BAND_SEEDS)]
+        if not thin.empty:
+            sns.lineplot(
+                data=thin,
+                x=x,
+                y=y,
+                hue=hue,
+                style="series",
+                units="seed",
+                estimator=None,
+                hue_order=orders[0],
+                style_order=orders[1],
+                palette=palette,
+                legend=False,
+                ax=ax,
+                **_THIN,
+            )
+        for (colour, _), line in sub[sub["line_seeds"] >= MIN_BAND_SEEDS].groupby([hue, "series"]):
+            # seaborn's errorbar=("pi", 50): the 25th and 75th percentile at each x
+            q = line.groupby(x)[y].quantile([0.25, 0.75]).unstack()
+            ax.fill_between(q.index, q[0.25], q[0.75], color=palette[colour], alpha=0.2, lw=0)
+
+
+def _locator(values: np.ndarray) -> ticker.Locator:
+    """Ticks at the swept values where they are few and far enough apart to be read; integer
+    ticks otherwise."""
+    span = float(values[-1] - values[0])
+    if values.size <= _MAX_FIXED_TICKS and (
+        values.size == 1 or float(np.diff(values).min()) >= span / _MAX_FIXED_TICKS
+    ):
+        return ticker.FixedLocator(values.tolist())
+    return ticker.MaxNLocator(nbins="auto", integer=True)
+
+
+def integer_ticks(grid: sns.FacetGrid, data: pd.DataFrame, x: str, row: str, col: str) -> None:
+    """Integer x ticks on every panel (T, a lag, an exponent index, a time step: no 12.5)."""
+    for (r, c), sub in data.groupby([row, col], sort=False):
+        ax = grid.axes_dict.get((r, c))
+        values = np.unique(pd.to_numeric(sub[x], errors="coerce").dropna().to_numpy(float))
+        if ax is None or values.size == 0:
+            continue
+        ax.xaxis.set_major_locator(_locator(values))
+        ax.xaxis.set_minor_locator(ticker.NullLocator())
+
+
+def _threshold(clip: Any) -> tuple[str, float] | None:
+    try:
+        spec = ClipSpec.parse(clip)
+    except ConfigError:
+        return None
+    return None if spec.mode == "none" else (spec.mode, spec.threshold)
+
+
+def clip_thresholds(grid: sns.FacetGrid, data: pd.DataFrame, row: str, col: str) -> None:
+    """On each panel, a dotted horizontal line with a label at each clip threshold of its runs'
+    clip modes ('norm clip 1', 'value clip 0.5')."""
+    for (r, c), sub in data.groupby([row, col], sort=False):
+        ax = grid.axes_dict.get((r, c))
+        if ax is None:
+            continue
+        found = {_threshold(clip) for clip in sub["clip"].unique()}
+        marks = sorted(t for t in found if t is not None)
+        for mode, threshold in marks:
+            # over the curves: a threshold inside a dense band of noisy curves stays visible
+            colour = _CLIP_COLOURS.get(mode, "0.3")
+            ax.axhline(threshold, color=colour, ls=":", lw=1.5, zorder=2.5, gid=CLIP_GID)
+        for threshold in sorted({t for _, t in marks}):  # one label per height
+            modes = [m for m, t in marks if t == threshold]
+            ax.text(
+                0.02,
+                threshold,
+                " · ".join(f"{mode} clip {threshold:g}" for mode in modes),
+                transform=ax.get_yaxis_transform(),
+                ha="left",
+                va="bottom",
+                fontsize=7,
+                color=_CLIP_COLOURS.get(modes[0], "0.3"),
+                gid=CLIP_GID,
+                bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 0.5},
+            )
+
+
+def divergence_marks(grid: sns.FacetGrid, frame: pd.DataFrame, palette: dict[str, Any]) -> None:
+    """A dotted vertical line and a × at the top edge at each diverged run's divergence step,
+    in its architecture's colour."""
+    diverged = frame[(frame["status"] == "diverged") & frame["diverged_step"].notna()]
+    for run in diverged.itertuples():
+        ax = grid.axes_dict.get((run.task, int(run.seq_len)))
+        if ax is None:
+            continue
+        colour = palette.get(run.arch, "k")
+        ax.axvline(int(run.diverged_step), color=colour, ls=":", lw=1.5)
+        # × at the top edge: the curve itself may be inf/NaN after divergence
+        ax.plot(
+            [int(run.diverged_step)],
+            [0.97],
+            marker="x",
+            ms=8,
+            ls="none",
+            color=colour,
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+        )

@@ -1,0 +1,286 @@
+"""n means seeds: table cells list every seed's value up to 3 seeds and give median [q1–q3]
+n=seeds from 4; no cell pools T and seeds under one n; a loss median over solved and unsolved
+seeds is flagged; figures draw an IQR band only for a line with at least 4 seeds (thinner seed
+lines below), tick discrete axes at integers and draw the clip thresholds over the pre-clip
+gradient norm."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+
+from rnnbench.report import figures as figs
+from rnnbench.report.axes import Axes
+from rnnbench.report.memory_table import memory_numbers, memory_views
+from rnnbench.report.render import render_html
+from rnnbench.report.style import Ctx
+from rnnbench.report.tables import (
+    NOTATION,
+    disagree_note,
+    headline_numbers,
+    headline_views,
+    stability_numbers,
+    stability_views,
+)
+
+SPREAD = re.compile(r"^\S+ \[\S+–\S+\] n=(\d+)")
+
+
+def _run(seed: int, seq_len: int = 10, **extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "label": "s",
+        "task": "adding",
+        "arch": "rnn",
+        "seq_len": seq_len,
+        "clip": "none",
+        "seed": seed,
+        "status": "ok",
+        "solved": True,
+        "normalized_loss": 0.01 * (seed + 1),
+        "max_grad_norm": 1.0 + seed + seq_len,
+        "grad_factor": 0.9,
+        "grad_factor_init": 0.5 + 0.01 * seed + 0.001 * seq_len,
+        "memory_capacity": 1.0 + 0.1 * seed,
+        "probe_span": 2.0,
+        "profiles": None,
+        "diverged_step": None,
+    }
+    return base | extra
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    frame["solved"] = frame["solved"].astype(object)
+    return frame
+
+
+def _loss_cell(frame: pd.DataFrame, arch: str = "rnn", seq_len: int = 10) -> str:
+    (_, view), *_ = headline_views(headline_numbers(frame), ["s"])
+    return str(view.loc[(arch, seq_len), ("none", "norm. loss")])
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+
+def test_two_seeds_show_both_values_in_seed_order() -> None:
+    # seed 0 has the larger loss: the values are in seed order, not sorted by value
+    frame = _frame(
+        [
+            _run(1, normalized_loss=0.268, solved=False),
+            _run(0, normalized_loss=0.744, solved=False),
+        ]
+    )
+    assert _loss_cell(frame) == "0.744, 0.268"
+    numbers = headline_numbers(frame)
+    assert numbers["norm_loss_n"].tolist() == [2]
+
+
+def test_one_and_three_seeds_list_their_values() -> None:
+    assert _loss_cell(_frame([_run(0, normalized_loss=0.5)])) == "0.5"
+    three = _frame([_run(s, normalized_loss=v) for s, v in ((2, 0.3), (0, 0.1), (1, 0.2))])
+    assert _loss_cell(three) == "0.1, 0.2, 0.3"
+
+
+def test_five_seeds_give_median_iqr_and_n() -> None:
+    frame = _frame([_run(s, normalized_loss=v) for s, v in enumerate([1.0, 2, 3, 4, 5])])
+    assert _loss_cell(frame) == "3 [2–4] n=5"
+
+
+def test_a_seed_without_a_value_is_not_counted() -> None:
+    rows = [_run(s) for s in range(4)]
+    rows[3] |= {"normalized_loss": None, "status": "error", "solved": None}
+    cell = _loss_cell(_frame(rows))
+    assert cell == "0.01, 0.02, 0.03"  # three seeds with a value: listed
+
+
+def test_stability_rows_are_per_t_and_n_counts_seeds() -> None:
+    frame = _frame([_run(s, t) for s in (0, 1) for t in (5, 10, 20, 40)])
+    numbers = stability_numbers(frame)
+    assert sorted(numbers["seq_len"]) == [5, 10, 20, 40]  # one row per T: not pooled
+    assert set(numbers["max_grad_norm_n"]) == {2} and set(numbers["runs"]) == {2}
+    ((title, view),) = stability_views(numbers, ["s"])
+    assert "pooled over T" not in title and "seeds" in title
+    assert "T" in view.index.names
+    text = " ".join(view.astype(str).to_numpy().ravel())
+    assert "n=8" not in text and "n=2" not in text
+    assert view.loc[("adding", "rnn", 5, "none"), "diverged"] == "0/2"
+    assert view.loc[("adding", "rnn", 5, "none"), "max pre-clip ‖g‖"] == "6, 7"
+
+
+def test_stability_with_five_seeds_is_a_spread_over_seeds() -> None:
+    frame = _frame([_run(s, t) for s in range(5) for t in (5, 10)])
+    ((_, view),) = stability_views(stability_numbers(frame), ["s"])
+    cell = view.loc[("adding", "rnn", 10, "none"), "max pre-clip ‖g‖"]
+    match = SPREAD.match(cell)
+    assert match and match.group(1) == "5", cell
+
+
+def test_memory_iid_columns_say_what_they_pool() -> None:
+    frame = _frame([_run(s, t) for s in (0, 1) for t in (5, 10, 20, 40)])
+    ((_, view),) = memory_views(memory_numbers(frame), ["s"])
+    cell = view.loc[("rnn", "none"), "task-agnostic memory capacity (i.i.d. drive)"]
+    assert "n=8" not in cell and "2 seeds × 4 T" in cell, cell
+    # one T: nothing pooled, the seeds' values
+    one = _frame([_run(s, 5) for s in (0, 1)])
+    ((_, view),) = memory_views(memory_numbers(one), ["s"])
+    assert view.loc[("rnn", "none"), "task-agnostic memory capacity (i.i.d. drive)"] == "1, 1.1"
+
+
+def test_mixed_solved_seeds_are_flagged_exactly_there() -> None:
+    rows = [
+        # T=10: one seed solved, one at chance: flagged
+        _run(0, 10, solved=True, normalized_loss=0.01),
+        _run(1, 10, solved=False, normalized_loss=1.0),
+        # T=20: both solved; T=40: neither: not flagged
+        _run(0, 20),
+        _run(1, 20),
+        _run(0, 40, solved=False, normalized_loss=0.9),
+        _run(1, 40, solved=False, normalized_loss=1.1),
+    ]
+    frame = _frame(rows)
+    numbers = headline_numbers(frame)
+    flagged = dict(zip(numbers["seq_len"], numbers["seeds_disagree"], strict=True))
+    assert flagged == {10: True, 20: False, 40: False}
+    assert _loss_cell(frame, seq_len=10) == "0.01, 1 †"
+    assert "†" not in _loss_cell(frame, seq_len=20) + _loss_cell(frame, seq_len=40)
+    note = disagree_note(numbers)
+    assert "†" in note and "seeds disagree" in note
+    assert disagree_note(headline_numbers(frame[frame["seq_len"] != 10])) == ""
+
+
+def test_the_header_note_explains_the_notation() -> None:
+    page = render_html("t", [], "now")
+    assert html.escape(NOTATION) in page
+    assert "up to 3 seeds" in NOTATION and "median [q1–q3] n=" in NOTATION
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def _factor_figure(seeds: int, lens: tuple[int, ...] = (5, 10, 20)) -> tuple[Figure, str]:
+    frame = _frame([_run(s, t) for s in range(seeds) for t in lens])
+    ctx = Ctx.of(frame, multi=False, axes=Axes())
+    ((_, fig, caption),) = figs.fig_grad_factor(frame, ctx)
+    return fig, caption
+
+
+def _bands(fig: Figure) -> int:
+    return sum(isinstance(c, PolyCollection) for ax in fig.axes for c in ax.collections)
+
+
+@pytest.mark.parametrize("seeds", [1, 2, 3])
+def test_few_seeds_draw_no_band(seeds: int) -> None:
+    fig, caption = _factor_figure(seeds)
+    assert _bands(fig) == 0
+    assert "IQR" not in caption and "band =" not in caption
+    if seeds > 1:
+        assert f"median over {seeds} seeds, each seed drawn thin" in caption
+        # the median line and one thin line per seed in each of the two panels
+        assert all(len(ax.get_lines()) >= 1 + seeds for ax in fig.axes[:2])
+    else:
+        assert "one seed per line" in caption
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("seeds", [4, 5])
+def test_four_or_more_seeds_draw_the_band(seeds: int) -> None:
+    fig, caption = _factor_figure(seeds)
+    assert _bands(fig) == 2  # one line (rnn, clip none) in each of the two phase panels
+    assert f"median over {seeds} seeds, band = IQR" in caption
+    plt.close(fig)
+
+
+def test_a_mixed_figure_bands_only_the_lines_with_four_seeds() -> None:
+    rows = [_run(s, t) for s in range(5) for t in (5, 10)]
+    rows += [_run(s, t, arch="gru") for s in range(2) for t in (5, 10)]
+    frame = _frame(rows)
+    ctx = Ctx.of(frame, multi=False, axes=Axes())
+    ((_, fig, caption),) = figs.fig_grad_factor(frame, ctx)
+    assert _bands(fig) == 2  # rnn only, in both panels
+    assert "median over 2–5 seeds" in caption and "where a line has ≥ 4" in caption
+    plt.close(fig)
+
+
+def _tick_values(ax: Any) -> list[float]:
+    ax.figure.canvas.draw()
+    low, high = ax.get_xlim()
+    return [float(v) for v in ax.get_xticks() if low <= v <= high]
+
+
+def test_a_t_axis_ticks_at_the_swept_values() -> None:
+    fig, _ = _factor_figure(2, lens=(5, 15, 30, 60))
+    for ax in fig.axes[:2]:
+        assert _tick_values(ax) == [5, 15, 30, 60]
+        labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert labels and all(re.fullmatch(r"\d+", label) for label in labels), labels
+    plt.close(fig)
+
+
+def test_many_time_steps_get_integer_ticks() -> None:
+    profile = {"norms": list(np.linspace(1.0, 2.0, 25))}
+    rows = [_run(s, 25, profiles=[profile, profile]) for s in range(2)]
+    frame = _frame(rows)
+    ctx = Ctx.of(frame, multi=False, axes=Axes())
+    for _, fig, caption in figs.fig_gradient_profiles(frame, ctx):
+        ticks = _tick_values(fig.axes[0])
+        assert len(ticks) >= 2 and all(float(v).is_integer() for v in ticks), ticks
+        assert "IQR" not in fig.texts[0].get_text() + caption
+        plt.close(fig)
+
+
+def test_memory_lags_tick_at_the_lags() -> None:
+    probe = {"r2": [0.9, 0.6, 0.3, 0.1, 0.05]}
+    frame = _frame([_run(s, 10, probe=probe) for s in range(2)])
+    ctx = Ctx.of(frame, multi=False, axes=Axes())
+    ((_, fig, _),) = figs.fig_memory_capacity(frame, ctx)
+    assert _tick_values(fig.axes[0]) == [1, 2, 3, 4, 5]
+    plt.close(fig)
+
+
+def test_pre_clip_norm_figure_draws_each_clip_threshold() -> None:
+    curve = {"grad_norm": {"step": [0, 10, 20], "value": [3.0, 1.5, 0.2]}}
+    rows = [
+        _run(s, 10, clip=clip, curves=curve)
+        for s in range(2)
+        for clip in ("none", "norm:1", "value:0.5")
+    ]
+    frame = _frame(rows)
+    ctx = Ctx.of(frame, multi=False, axes=Axes())
+    ((_, fig, caption),) = figs.fig_grad_norm_training(frame, ctx)
+    (ax,) = [a for a in fig.axes if a.has_data()]
+    lines = [line for line in ax.get_lines() if line.get_gid() == "clip-threshold"]
+    assert sorted(float(np.asarray(line.get_ydata())[0]) for line in lines) == [0.5, 1.0]
+    assert all(line.get_linestyle() == ":" for line in lines)
+    texts = sorted(t.get_text().strip() for t in ax.texts if t.get_gid() == "clip-threshold")
+    assert texts == ["norm clip 1", "value clip 0.5"]
+    assert "threshold" in caption
+    plt.close(fig)
+
+
+def test_two_clip_modes_at_one_threshold_share_a_label() -> None:
+    curve = {"grad_norm": {"step": [0, 10], "value": [3.0, 0.5]}}
+    frame = _frame([_run(0, 10, clip=clip, curves=curve) for clip in ("norm:1", "value:1")])
+    ctx = Ctx.of(frame, multi=False, axes=Axes())
+    ((_, fig, _),) = figs.fig_grad_norm_training(frame, ctx)
+    (ax,) = [a for a in fig.axes if a.has_data()]
+    assert len([ln for ln in ax.get_lines() if ln.get_gid() == "clip-threshold"]) == 2
+    texts = [t.get_text() for t in ax.texts if t.get_gid() == "clip-threshold"]
+    assert texts == ["norm clip 1 · value clip 1"]
+    plt.close(fig)
+
+
+def test_pre_clip_norm_figure_without_clipping_draws_no_threshold() -> None:
+    curve = {"grad_norm": {"step": [0, 10], "value": [3.0, 1.5]}}
+    frame = _frame([_run(0, 10, curves=curve)])
+    ctx = Ctx.of(frame, multi=False, axes=Axes())
+    ((_, fig, _),) = figs.fig_grad_norm_training(frame, ctx)
+    assert not [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "clip-threshold"]
+    plt.close(fig)
