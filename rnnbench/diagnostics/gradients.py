@@ -44,6 +44,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from rnnbench.diagnostics.steppers import builtin_gates, stepper, trajectory
 from rnnbench.errors import ConfigError
 from rnnbench.models import CellCore, RecurrentCore, RecurrentModel, TorchCore, unroll
 from rnnbench.models.sequence import SequenceCore
@@ -147,23 +148,22 @@ def cell_gradients(core: TorchCore, x: Tensor, hidden_grads: Tensor) -> Tensor:
     i_{t+1} ⊙ g_{t+1}; the gates of step t+1 read h_t, never c_t (no peepholes). So
     dL/dc_t = dL/dh_t ⊙ o_t ⊙ (1 − tanh²(c_t)) + f_{t+1} ⊙ dL/dc_{t+1}: a backward scan over
     gates recomputed along the trajectory, whichever path (probe or loop) gave dL/dh_t."""
-    inputs = _top_layer_input(core, x)
-    w_ih, w_hh, b_ih, b_hh = (p.detach() for p in core.layer_params(core.num_layers - 1))
+    steps = stepper(core, x)
+    states = trajectory(steps)  # (h, c), each [T + 1, B, H]
+    params = [p.detach() for p in core.layer_params(core.num_layers - 1)]
+    length, batch = steps.inputs.shape[1], steps.inputs.shape[0]
     with torch.no_grad():
-        h = c = inputs.new_zeros(inputs.shape[0], core.hidden_size)
-        forget, outer = [], []  # f_t, and o_t ⊙ (1 − tanh²(c_t))
-        for u in inputs.unbind(1):
-            gates = u @ w_ih.T + b_ih + h @ w_hh.T + b_hh
-            i, f, g, o = gates.chunk(4, dim=1)
-            f = torch.sigmoid(f)
-            c = f * c + torch.sigmoid(i) * torch.tanh(g)
-            tanh_c = torch.tanh(c)
-            o = torch.sigmoid(o)
-            h = o * tanh_c
-            forget.append(f)
-            outer.append(o * (1 - tanh_c.square()))
+        # a step reads only (x_t, s_{t-1}): the gates of every step in one batched call
+        gates = builtin_gates(
+            "lstm",
+            params,
+            steps.inputs.transpose(0, 1).reshape(length * batch, -1),
+            tuple(s[:-1].reshape(length * batch, -1) for s in states),
+        )
+        forget = gates["f"].view(length, batch, -1)
+        outer = (gates["o"] * (1 - gates["tanh_c"].square())).view(length, batch, -1)
         grads = [hidden_grads[:, -1] * outer[-1]]
-        for t in range(inputs.shape[1] - 2, -1, -1):
+        for t in range(length - 2, -1, -1):
             grads.append(torch.addcmul(hidden_grads[:, t] * outer[t], forget[t + 1], grads[-1]))
     return torch.stack(grads[::-1], dim=1)
 

@@ -278,7 +278,7 @@ def builtin_step(mode: str, params: list[Tensor], x: Tensor, state: State) -> St
     return (cell(x, state[0], *params),)
 
 
-def _gates(mode: str, params: list[Tensor], x: Tensor, state: State) -> dict[str, Tensor]:
+def builtin_gates(mode: str, params: list[Tensor], x: Tensor, state: State) -> dict[str, Tensor]:
     """The gate values of one step by torch's equations (gate order LSTM i, f, g, o; GRU r, z,
     n; both biases), with what the Jacobian needs."""
     w_ih, w_hh, b_ih, b_hh = params
@@ -302,7 +302,7 @@ def builtin_activations(
 ) -> None:
     """Sigmoid units: LSTM i, f, o / GRU r, z. Tanh units: LSTM g and tanh(c_t) / GRU n / the
     tanh RNN's h. The ReLU RNN has neither. The LSTM's mean forget gate per step beside."""
-    gates = _gates(mode, params, x, state)
+    gates = builtin_gates(mode, params, x, state)
     kinds = {
         "lstm": (("i", "f", "o"), ("g", "tanh_c")),
         "gru": (("r", "z"), ("n",)),
@@ -379,7 +379,7 @@ def builtin_jacobian(
 ) -> GateJacobians:
     """∂s_{t+1}/∂s_t of a built-in step in closed form, from its gates."""
     w_hh = params[1]
-    g = _gates(mode, params, x, state)
+    g = builtin_gates(mode, params, x, state)
     if mode in ("rnn_tanh", "rnn_relu"):
         slope = 1 - g["h"] ** 2 if mode == "rnn_tanh" else (g["pre"] > 0).to(x.dtype)
         return GateJacobians(slope[:, None, None], w_hh, None, None)
