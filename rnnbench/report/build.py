@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -242,28 +242,79 @@ def _stability_note(stability: pd.DataFrame) -> str:
     return text
 
 
-def _figure_sections(
-    frame: pd.DataFrame, ctx: Ctx, figdir: Path, every: tuple[pd.DataFrame, Ctx]
-) -> list[Section]:
-    """The figures, of ``frame`` (the held fields at one value); the solved-rate heatmap, whose
-    rows name the values, of ``every`` run."""
-    sections = []
+def _section_figures(
+    frame: pd.DataFrame, ctx: Ctx, every: tuple[pd.DataFrame, Ctx]
+) -> Iterator[tuple[str, str, Figures | None]]:
+    """Each figure section's anchor, title and figures, of ``frame`` (the held fields at one
+    value); the solved-rate heatmap, whose rows name the values, of ``every`` run. ``None``:
+    the dynamics of runs stored before rnnbench recorded them."""
     finished = frame[frame["status"] != "error"]
     # no finished run at all: "No data", as every figure section says
     old = not finished.empty and not dyn.dynamics_recorded(finished)
     for anchor, title, make in _FIGURE_SECTIONS:
-        s = Section(anchor, title)
         if anchor in _DYNAMICS_SECTIONS and old:
-            s.para(dyn.NOT_RECORDED)
-            sections.append(s)
+            yield anchor, title, None
             continue
-        made = _safe(make, *(every if make is figs.fig_solved_heatmap else (frame, ctx)))
+        args = every if make is figs.fig_solved_heatmap else (frame, ctx)
+        yield anchor, title, _safe(make, *args)
+
+
+def _figure_sections(
+    frame: pd.DataFrame, ctx: Ctx, figdir: Path, every: tuple[pd.DataFrame, Ctx]
+) -> list[Section]:
+    """The figure sections (:func:`_section_figures`), their figures saved into ``figdir``."""
+    sections = []
+    for anchor, title, made in _section_figures(frame, ctx, every):
+        s = Section(anchor, title)
+        sections.append(s)
+        if made is None:
+            s.para(dyn.NOT_RECORDED)
+            continue
         if not made:
             s.para(dyn.EMPTY_NOTES.get(anchor, "No data: no finished run recorded this quantity."))
         for name, fig, caption in made:
             save_figure(name, fig, caption, figdir, s)
-        sections.append(s)
     return sections
+
+
+def _prepared(
+    stores: Sequence[str | Path], labels: Sequence[str] | None, runs: Collection[str] | None
+) -> tuple[pd.DataFrame, list[str], Axes, list[str]]:
+    """The runs of the stores (r on the input profile where some architecture hides its
+    state), their labels, swept fields and the architectures without a hidden profile."""
+    frame = _label_frames(list(stores), labels, runs)
+    axes = swept_axes(frame)
+    missing = hidden_missing(frame)
+    if missing:  # the tables' r columns follow the figures onto the input profile
+        frame = frame.assign(
+            grad_factor=frame["input_factor"], grad_factor_init=frame["input_factor_init"]
+        )
+    return frame, list(frame.attrs["labels"]), axes, missing
+
+
+def _figure_inputs(
+    frame: pd.DataFrame, labels: list[str], axes: Axes
+) -> tuple[pd.DataFrame, Ctx, tuple[pd.DataFrame, Ctx]]:
+    """The runs the figures draw, their :class:`Ctx`, and every run with its own (the
+    heatmap's)."""
+    # figures hold some swept fields at one value where there are too many to draw as styles
+    drawn = figure_runs(frame, axes)
+    ctx = Ctx.of(drawn, multi=len(labels) > 1, axes=axes)
+    every = (frame, Ctx.of(frame, multi=len(labels) > 1, axes=every_value(axes)))
+    return drawn, ctx, every
+
+
+def report_figures(
+    stores: Sequence[str | Path],
+    labels: Sequence[str] | None = None,
+    runs: Collection[str] | None = None,
+) -> Iterator[tuple[str, Figures]]:
+    """Each figure section's anchor and the figures :func:`build_report` would save for it,
+    unsaved (layout tests draw them; the caller closes them)."""
+    frame, labels, axes, _ = _prepared(stores, labels, runs)
+    drawn, ctx, every = _figure_inputs(frame, labels, axes)
+    for anchor, _title, made in _section_figures(drawn, ctx, every):
+        yield anchor, made or []
 
 
 def _input_profile_note(missing: list[str]) -> str:
@@ -294,22 +345,12 @@ def build_report(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} is a file; give a folder for the report")
-    frame = _label_frames(list(stores), labels, runs)
-    labels = list(frame.attrs["labels"])
+    frame, labels, axes, missing = _prepared(stores, labels, runs)
     figdir, tabledir = out / "figures", out / "tables"
     figdir.mkdir(parents=True, exist_ok=True)
     tabledir.mkdir(parents=True, exist_ok=True)
-    axes = swept_axes(frame)
-    missing = hidden_missing(frame)
-    if missing:  # the tables' r columns follow the figures onto the input profile
-        frame = frame.assign(
-            grad_factor=frame["input_factor"], grad_factor_init=frame["input_factor_init"]
-        )
-    # figures hold some swept fields at one value where there are too many to draw as styles
-    drawn = figure_runs(frame, axes)
-    ctx = Ctx.of(drawn, multi=len(labels) > 1, axes=axes)
+    drawn, ctx, every = _figure_inputs(frame, labels, axes)
     sections = _table_sections(frame, labels, tabledir, axes)
-    every = (frame, Ctx.of(frame, multi=len(labels) > 1, axes=every_value(axes)))
     sections += _figure_sections(drawn, ctx, figdir, every)
     if theory is not None:
         theory.table.to_csv(tabledir / "theory.csv", index=False)

@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from rnnbench.report.axes import axis_key, sort_token
+from rnnbench.report.layout import column_gap, hide_empty, panel_columns, row_gap
 from rnnbench.report.overlays import (
     clip_thresholds,
     divergence_marks,
@@ -98,6 +99,8 @@ def _relplot(
                 text.set_text(ctx.style_title())
     if log:
         _log_axes(grid.axes.flat)
+    hide_empty(grid)
+    column_gap(grid)
     # relplot already draws its legend outside the facets, to the right
     _clear_row_titles(grid)
     return grid
@@ -289,7 +292,7 @@ def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure,
         return []
     numbers["row"], rows = _heatmap_rows(numbers, ctx)
     panels = list(numbers.groupby(["task", "label", "clip"], sort=True))
-    ncols = min(len(panels), 4)
+    ncols = panel_columns([key[0] for key, _ in panels])
     nrows = math.ceil(len(panels) / ncols)
     lens = sorted(int(t) for t in numbers["seq_len"].unique())
     fig, axes = plt.subplots(
@@ -299,6 +302,7 @@ def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure,
         figsize=(0.7 * len(lens) + 2.2) * np.array([ncols, 0])
         + np.array([0, (0.35 * len(rows) + 1.2) * nrows]),
     )
+    row_gap(fig, nrows)
     for ax, ((task, label, clip), sub) in zip(axes.flat, panels, strict=False):
         _heatmap_panel(ax, sub, rows, lens)
         ax.set_title(f"{task} · clip {clip}" + (f" · {label}" if ctx.multi else ""), fontsize=9)
@@ -310,7 +314,7 @@ def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure,
         ax.set_ylabel("")
         ax.tick_params(axis="y", labelleft=False)
     for ax in list(axes.flat)[len(panels) :]:
-        ax.set_axis_off()
+        ax.set_visible(False)
     mappable = plt.cm.ScalarMappable(cmap="viridis", norm=matplotlib.colors.Normalize(0, 1))
     fig.colorbar(
         mappable, ax=axes.ravel().tolist(), label="solved rate (fraction of seeds)", shrink=0.8
