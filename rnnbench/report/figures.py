@@ -316,9 +316,9 @@ def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure,
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     mappable = plt.cm.ScalarMappable(cmap="viridis", norm=matplotlib.colors.Normalize(0, 1))
-    fig.colorbar(
-        mappable, ax=axes.ravel().tolist(), label="solved rate (fraction of seeds)", shrink=0.8
-    )
+    # a short label: a colorbar's label longer than the bar leaves a one-row figure on
+    # matplotlib 3.8, which does not count it in the tight box (the caption says the rest)
+    fig.colorbar(mappable, ax=axes.ravel().tolist(), label="solved rate", shrink=0.8)
     return [
         (
             "solved_heatmap",
