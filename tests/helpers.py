@@ -140,3 +140,52 @@ def worker_pids(parent: int) -> list[int]:
         if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
             pids.append(pid)
     return pids
+
+
+#: A two-label comparison as a user runs one: a baseline store of the built-ins and a store of
+#: the user's cell (examples/compare_cell/mycell.py, registered as "mgu") plus the lstm, on the
+#: adding problem at two T, with and without clipping, two seeds. Tiny and fast: the report's
+#: tables and figures are what is exercised, not what learns.
+_COMPARE = """
+name = "{name}"
+{imports}
+[grid]
+task = ["adding"]
+arch = {archs}
+seq_len = [8, 16]
+clip = ["none", "norm:1.0"]
+seed = [0, 1]
+[model]
+hidden_size = 8
+[train]
+steps = 12
+batch_size = 16
+lr = 1e-2
+[diagnostics]
+checkpoints = 1
+eval_size = 32
+profile_batch_size = 8
+probe_max_lag = 4
+probe_size = 16
+task_probe_size = 64
+curve_points = 6
+"""
+
+
+def comparison_stores(root: Path) -> tuple[Path, Path]:
+    """(baseline store: rnn, lstm, gru; mine: mgu and lstm), written under ``root``."""
+    import rnnbench
+
+    cell = REPO / "examples" / "compare_cell" / "mycell.py"
+    (root / "mycell.py").write_text(cell.read_text())
+    stores = []
+    for name, archs, imports in (
+        ("baseline", '["rnn", "lstm", "gru"]', ""),
+        ("mine", '["mgu", "lstm"]', 'imports = ["mycell"]'),
+    ):
+        sweep = root / f"{name}.toml"
+        sweep.write_text(_COMPARE.format(name=name, archs=archs, imports=imports))
+        store = root / f"{name}.db"
+        rnnbench.run_sweep(sweep, store, workers=0, progress=None)
+        stores.append(store)
+    return stores[0], stores[1]

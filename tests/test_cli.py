@@ -211,7 +211,7 @@ def test_run_with_report_then_compare_two_stores(write_sweep, tmp_path: Path, ca
     assert main([*compare, "--label", "base"]) == 2  # one label for two stores
     assert "--label: give one label per --store" in capsys.readouterr().err
     assert main([*compare, "--label", "base", "--label", "mine"]) == 0
-    assert "Δ (mine − base)" in (tmp_path / "cmp" / "report.md").read_text()
+    assert "mine against base's" in (tmp_path / "cmp" / "report.md").read_text()
     assert main(["theory"]) == 0
     assert "0.25^10" in capsys.readouterr().out
 

@@ -150,18 +150,33 @@ def test_headline_solved_counts_match_the_store(store: Path, report: Path) -> No
     assert f"{first.solved}/{first.runs}" in (report.parent / "report.md").read_text()
 
 
-def test_comparison_mode_has_label_and_difference_columns(store: Path, tmp_path: Path) -> None:
+def test_comparison_mode_compares_with_every_baseline_architecture(
+    store: Path, tmp_path: Path
+) -> None:
     other = _edited_copy(
         store, tmp_path / "other.db", "UPDATE runs SET normalized_loss = normalized_loss * 2"
     )
     index = _build([store, other], tmp_path / "cmp", labels=["mine", "lstm<ref>"])
     text = index.read_text()
     md = (tmp_path / "cmp" / "report.md").read_text()
-    assert "Δ (lstm&lt;ref&gt; − mine)" in text  # labels are HTML-escaped
-    assert "Δ (lstm<ref> − mine) median loss" in md
-    assert "Δ (lstm<ref> − mine) divergence rate" in md
+    assert "lstm&lt;ref&gt; against mine" in text  # labels are HTML-escaped
+    assert "<ref>" not in text
+    # one table per task and baseline architecture (rnn_relu: the diverging run's)
+    for task in ("copy", "adding"):
+        for arch in ("rnn", "lstm"):
+            assert f"task: {task} · lstm<ref> against mine's {arch}" in md
+    assert "Δ norm. loss" in md and "Δ divergence rate" in md
     headline = pd.read_csv(tmp_path / "cmp" / "tables" / "headline.csv")
     assert set(headline["label"]) == {"mine", "lstm<ref>"}
+    compared = pd.read_csv(tmp_path / "cmp" / "tables" / "comparison.csv")
+    # the same-name pair: the copy's losses are doubled, so its Δ is the median loss itself
+    same = compared[(compared["arch"] == compared["against"]) & (compared["arch"] == "lstm")]
+    mine = headline[(headline["label"] == "mine") & (headline["arch"] == "lstm")]
+    merged = same.merge(mine, on=["task", "seq_len", "clip"])
+    assert len(merged) == 8
+    assert merged["delta_norm_loss_median"].to_numpy() == pytest.approx(
+        merged["norm_loss_median"].to_numpy(), rel=1e-9
+    )
 
 
 @pytest.mark.parametrize(

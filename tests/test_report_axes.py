@@ -121,7 +121,7 @@ def test_headline_keeps_two_learning_rates_apart(lrs: Path, report: Path) -> Non
         ("rnn", "0.001"),
         ("rnn", "0.01"),
     ]
-    for arch, lr, _t, solved, _loss in rows:
+    for arch, lr, _t, solved, *_ in rows:
         k, n = expected[(arch, float(lr))]
         assert solved == f"{k}/{n}"
     assert "| arch | lr | T |" in md
@@ -200,9 +200,14 @@ def test_comparison_mode_keeps_learning_rates_and_labels_apart(lrs: Path, tmp_pa
     table = pd.read_csv(out / "tables" / "headline.csv")
     assert len(table) == 8 and set(table["runs"]) == {2}
     md = (out / "report.md").read_text()
-    assert "Δ (b − a) solved rate" in md
+    # b's architectures against each of a's, at each learning rate
+    for against in ("gru", "rnn"):
+        rows = _md_rows(md, f"### task: adding · b against a's {against}")
+        assert sorted((r[0], r[1]) for r in rows) == [
+            (arch, lr) for arch in ("gru", "rnn") for lr in ("0.001", "0.01")
+        ]
     assert "line style = label · clip · lr" in md
-    assert len(_md_rows(md, "### task: adding")) == 4
+    assert len(_md_rows(md, "### task: adding")) == 8  # label x arch x lr
 
 
 def test_too_many_combinations_are_noted_and_figures_still_drawn(tmp_path: Path) -> None:

@@ -20,13 +20,13 @@ from matplotlib.figure import Figure
 from rnnbench.report import figures as figs
 from rnnbench.report.axes import Axes
 from rnnbench.report.memory_table import memory_numbers, memory_views
+from rnnbench.report.question import question_numbers, question_views
 from rnnbench.report.render import render_html
 from rnnbench.report.style import Ctx
 from rnnbench.report.tables import (
     NOTATION,
     disagree_note,
     headline_numbers,
-    headline_views,
     stability_numbers,
     stability_views,
 )
@@ -63,8 +63,8 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _loss_cell(frame: pd.DataFrame, arch: str = "rnn", seq_len: int = 10) -> str:
-    (_, view), *_ = headline_views(headline_numbers(frame), ["s"])
-    return str(view.loc[(arch, seq_len), ("none", "norm. loss")])
+    (_, view), *_ = question_views(question_numbers(frame), ["s"])
+    return str(view.loc[(arch, seq_len), "norm. loss"])
 
 
 # --- tables ---------------------------------------------------------------------------------

@@ -24,17 +24,17 @@ from rnnbench.errors import ConfigError
 from rnnbench.report import dynamics as dyn
 from rnnbench.report import figures as figs
 from rnnbench.report.axes import Axes, every_value, figure_runs, swept_axes
+from rnnbench.report.comparison import comparison_note, comparison_numbers, comparison_views
 from rnnbench.report.figures import Figures
 from rnnbench.report.memory_table import memory_note, memory_numbers, memory_views
 from rnnbench.report.models import models_numbers, models_view
+from rnnbench.report.question import question_note, question_numbers, question_views
 from rnnbench.report.render import Section, html_table, md_table, render_html, save_figure
 from rnnbench.report.style import Ctx, hidden_missing
 from rnnbench.report.tables import (
     DASH,
     NOTATION,
     disagree_note,
-    headline_numbers,
-    headline_views,
     problem_runs,
     recorded,
     stability_numbers,
@@ -179,30 +179,34 @@ def _table_sections(
 ) -> list[Section]:
     """The headline, models, memory and stability sections; their numbers are written as CSV
     (with a column per swept field, even a fixed one; the views show the varying ones)."""
-    headline = headline_numbers(frame)
+    headline = question_numbers(frame)
     stability = stability_numbers(frame)
     memory = memory_numbers(frame)
     models = models_numbers(frame)
+    compared = comparison_numbers(headline, labels, list(axes.shown))
     for name, table in (
         ("headline", headline),
+        *((("comparison", compared),) if len(labels) > 1 else ()),
         ("stability", stability),
         ("memory", memory),
         ("models", models),
         ("problem_runs", problem_runs(frame)),
     ):
         table.to_csv(tabledir / f"{name}.csv", index=False)
-    s = Section("headline", "Headline: solved seeds and normalized loss")
-    s.para(
-        "Per task: architecture × T; one column group per clip mode. 'solved' is k/n seeds "
-        "(errored runs count as not solved); 'norm. loss' is final loss / baseline loss."
-        + (f" Rows per value of {', '.join(axes.shown.values())}." if axes.shown else "")
-        + (f" Δ columns: {labels[1]} minus {labels[0]}." if len(labels) > 1 else "")
-    )
-    for caption, view in headline_views(headline, labels, axes.shown):
+    s = Section("headline", "Headline: what each architecture learns, and what clipping buys")
+    s.para(question_note(labels, axes.shown))
+    for caption, view in question_views(headline, labels, axes.shown):
         s.table(caption, view)
     if note := disagree_note(headline):
         s.para(note)
-    sections = [s, _models_section(models, labels, axes)]
+    sections = [s]
+    if len(labels) > 1:
+        s = Section("comparison", f"Comparison: against every architecture of {labels[0]}")
+        s.para(comparison_note(labels))
+        for caption, view in comparison_views(headline, compared, labels, axes.shown):
+            s.table(caption, view)
+        sections.append(s)
+    sections.append(_models_section(models, labels, axes))
     s = Section("memory", "Memory span")
     s.para(memory_note(memory))
     for caption, view in memory_views(memory, labels, axes.shown):
@@ -287,7 +291,10 @@ def _prepared(
     missing = hidden_missing(frame)
     if missing:  # the tables' r columns follow the figures onto the input profile
         frame = frame.assign(
-            grad_factor=frame["input_factor"], grad_factor_init=frame["input_factor_init"]
+            grad_factor=frame["input_factor"],
+            grad_factor_init=frame["input_factor_init"],
+            grad_span=frame["input_span"],
+            grad_span_init=frame["input_span_init"],
         )
     return frame, list(frame.attrs["labels"]), axes, missing
 

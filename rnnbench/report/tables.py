@@ -92,10 +92,6 @@ def solved_flags(frame: pd.DataFrame) -> pd.Series:
     return frame["solved"].map(lambda v: v is True or v is np.True_)
 
 
-def _diff_title(a: str, b: str) -> str:
-    return f"Δ ({b} − {a})"
-
-
 def keyed(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """``frame`` with its swept fields as grouping keys (a list value as JSON, None and NaN
     alike), and those fields: every summary groups by them, so runs at two values of a field
@@ -118,7 +114,7 @@ _HEADLINE_COLUMNS = [
 ]
 
 
-def _loss_numbers(group: pd.DataFrame) -> dict[str, Any]:
+def loss_numbers(group: pd.DataFrame) -> dict[str, Any]:
     """One group's loss spread over its seeds, and whether those seeds disagree: some solved,
     some not (``norm_loss_solved`` of ``norm_loss_n`` solved), so no run has the median."""
     med, q1, q3, n = spread(group["normalized_loss"])
@@ -147,7 +143,7 @@ def headline_numbers(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             dict(zip(keys, key, strict=True))
             | {"solved": solved, "runs": len(group), "solved_rate": solved / len(group)}
-            | _loss_numbers(group)
+            | loss_numbers(group)
         )
     return pd.DataFrame(rows, columns=[*keys, *_HEADLINE_COLUMNS])
 
@@ -167,76 +163,9 @@ def disagree_note(numbers: pd.DataFrame) -> str:
     )
 
 
-def _headline_cells(
-    lookup: dict[tuple[Any, ...], dict[str, Any]],
-    labels: list[str],
-    clips: list[str],
-    row: tuple[Any, ...],
-) -> dict[tuple[str, str], str]:
-    """One headline row's cells: solved k/n and the loss spread per clip (and label), then the
-    comparison's differences. ``row``: (arch, swept-values key, T)."""
-    cells: dict[tuple[str, str], str] = {}
-    for clip in clips:
-        for label in labels:
-            r = lookup.get((label, *row, clip))
-            suffix = f" [{label}]" if len(labels) > 1 else ""
-            cells[(clip, "solved" + suffix)] = f"{r['solved']}/{r['runs']}" if r else DASH
-            cells[(clip, "norm. loss" + suffix)] = (
-                spread_cell(r, "norm_loss") + (f" {DISAGREE}" if r["seeds_disagree"] else "")
-                if r
-                else DASH
-            )
-        base = lookup.get((labels[0], *row, clip))
-        for label in labels[1:]:
-            other = lookup.get((label, *row, clip))
-            title = _diff_title(labels[0], label)
-            if base is None or other is None:
-                cells[(clip, f"{title} solved rate")] = DASH
-                cells[(clip, f"{title} median loss")] = DASH
-                continue
-            cells[(clip, f"{title} solved rate")] = (
-                f"{other['solved_rate'] - base['solved_rate']:+.2f}"
-            )
-            cells[(clip, f"{title} median loss")] = _signed(
-                other["norm_loss_median"] - base["norm_loss_median"]
-            )
-    return cells
-
-
-def headline_views(
-    numbers: pd.DataFrame, labels: list[str], shown: dict[str, str] | None = None
-) -> list[tuple[str, pd.DataFrame]]:
-    """One table per task: rows architecture × the swept fields that vary (``shown``: path ->
-    name; default: those of ``numbers``) × T, one column group per clip mode."""
-    shown = shown_axes(numbers, shown)
-    paths = list(shown)
-    views = []
-    clips = sorted(numbers["clip"].unique())
-    for task, sub in numbers.groupby("task", sort=True):
-        records = sub.to_dict("records")
-        lookup = {
-            (r["label"], r["arch"], axis_key(r, paths), int(r["seq_len"]), r["clip"]): r
-            for r in records
-        }
-        keys = sorted(
-            {(r["arch"], axis_key(r, paths), int(r["seq_len"])) for r in records},
-            key=lambda k: (k[0], [sort_token(v) for v in k[1]], k[2]),
-        )
-        rows = {
-            (arch, *map(value_text, values), seq_len): _headline_cells(
-                lookup, labels, clips, (arch, values, seq_len)
-            )
-            for arch, values, seq_len in keys
-        }
-        view = pd.DataFrame.from_dict(rows, orient="index")
-        view.index = pd.MultiIndex.from_tuples(list(rows), names=["arch", *shown.values(), "T"])
-        view.columns = pd.MultiIndex.from_tuples(list(view.columns), names=["clip", ""])
-        views.append((f"task: {task}", view))
-    return views
-
-
-def _signed(value: float) -> str:
-    return DASH if not math.isfinite(value) else f"{value:+.3g}"
+def signed(value: float | None, digits: str = ".3g") -> str:
+    """A difference with its sign ('+0.5', '-3'); the dash where it is missing."""
+    return DASH if value is None or not math.isfinite(value) else f"{value:+{digits}}"
 
 
 def stability_numbers(frame: pd.DataFrame) -> pd.DataFrame:
@@ -284,43 +213,16 @@ def stability_metrics(numbers: pd.DataFrame) -> list[tuple[str, str]]:
     ]
 
 
-def _stability_cells(
-    lookup: dict[tuple[Any, ...], dict[str, Any]],
-    labels: list[str],
-    row: tuple[Any, ...],
-    metrics: list[tuple[str, str]],
-) -> dict[str, str]:
-    """One stability row's cells per label, then the comparison's differences. ``row``: (task,
-    arch, swept-values key, T, clip); ``metrics``: (column, title) of the spreads to show."""
-    cells: dict[str, str] = {}
-    for label in labels:
-        r = lookup.get((label, *row))
-        suffix = f" [{label}]" if len(labels) > 1 else ""
-        if r is None:
-            cells["diverged" + suffix] = DASH
-            for _, title in metrics:
-                cells[title + suffix] = DASH
-            continue
-        finished = r["runs"] - r["errors"]
-        cells["diverged" + suffix] = f"{r['diverged']}/{finished}" + (
-            f" ({r['errors']} errors)" if r["errors"] else ""
-        )
-        for column, title in metrics:
-            cells[title + suffix] = spread_cell(r, column)
-    base = lookup.get((labels[0], *row))
-    for label in labels[1:]:
-        other = lookup.get((label, *row))
-        title = _diff_title(labels[0], label)
-        if base is None or other is None:
-            continue
-        cells[f"{title} divergence rate"] = _signed(
-            other["divergence_rate"] - base["divergence_rate"]
-        )
-        for column, metric in metrics:
-            cells[f"{title} {metric}"] = _signed(
-                other[f"{column}_median"] - base[f"{column}_median"]
-            )
-    return cells
+def _stability_cells(r: dict[str, Any], metrics: list[tuple[str, str]]) -> dict[str, str]:
+    """One stability row's cells; ``metrics``: (column, title) of the spreads to show. A
+    comparison's differences are :mod:`rnnbench.report.comparison`'s, against every baseline
+    architecture."""
+    finished = r["runs"] - r["errors"]
+    cells = {
+        "diverged": f"{r['diverged']}/{finished}"
+        + (f" ({r['errors']} errors)" if r["errors"] else "")
+    }
+    return cells | {title: spread_cell(r, column) for column, title in metrics}
 
 
 def condition_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -336,27 +238,30 @@ def _stability_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
 def stability_views(
     numbers: pd.DataFrame, labels: list[str], shown: dict[str, str] | None = None
 ) -> list[tuple[str, pd.DataFrame]]:
-    """One table: rows task × architecture × the swept fields that vary × T × clip."""
+    """One table: rows (label ×) task × architecture × the swept fields that vary × T × clip."""
     if numbers.empty:
         return []
     shown = shown_axes(numbers, shown)
     paths = list(shown)
     metrics = stability_metrics(numbers)
+    multi = len(labels) > 1
+    order = {label: i for i, label in enumerate(labels)}
     lookup = {
         (r["label"], r["task"], r["arch"], axis_key(r, paths), int(r["seq_len"]), r["clip"]): r
         for r in numbers.to_dict("records")
     }
+    keys = sorted(lookup, key=lambda k: (order.get(k[0], len(order)), *_stability_order(k[1:])))
     rows = {
-        (task, arch, *map(value_text, values), seq_len, clip): _stability_cells(
-            lookup, labels, (task, arch, values, seq_len, clip), metrics
+        ((label,) if multi else ())
+        + (task, arch, *map(value_text, values), seq_len, clip): _stability_cells(
+            lookup[(label, task, arch, values, seq_len, clip)], metrics
         )
-        for task, arch, values, seq_len, clip in sorted(
-            {k[1:] for k in lookup}, key=_stability_order
-        )
+        for label, task, arch, values, seq_len, clip in keys
     }
     view = pd.DataFrame.from_dict(rows, orient="index")
     view.index = pd.MultiIndex.from_tuples(
-        list(rows), names=["task", "arch", *shown.values(), "T", "clip"]
+        list(rows),
+        names=(["label"] if multi else []) + ["task", "arch", *shown.values(), "T", "clip"],
     )
     return [("one row per T: each cell over that T's seeds", view)]
 

@@ -1,0 +1,169 @@
+"""The report's first tables: per task and clip mode, what each architecture learns at each T,
+how far back its gradient reaches, and what clipping changes.
+
+The question a report exists for is "which architecture keeps the gradient alive how far, and
+what does clipping buy". So one table per (task, clip mode), rows architecture (× the swept
+fields that vary) × T, and the columns the answer reads from: solved seeds k/n, the normalized
+loss, the gradient span (steps back the gradient stays within 1e-6 of its largest value), the
+per-step gradient factor r and the largest Lyapunov exponent λ_1 at the end of training. A clip
+mode other than ``none`` adds its differences from ``none`` at the same row: Δ solved rate and
+the medians' Δ of span, r and λ_1. Every table stays at about ten columns: a clip mode is a
+table of its own instead of a column group of one wide table.
+
+:func:`question_numbers` is the numeric frame (written as ``headline.csv``); ``*_median``,
+``*_q1``, ``*_q3``, ``*_n`` and ``*_values`` per metric as in :mod:`rnnbench.report.tables`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from rnnbench.report.axes import axis_key, shown_axes, sort_token, value_text
+from rnnbench.report.tables import (
+    DASH,
+    DISAGREE,
+    keyed,
+    loss_numbers,
+    recorded,
+    signed,
+    solved_flags,
+    spread_cell,
+    spread_columns,
+)
+from rnnbench.results.grouping import GROUP_KEYS
+
+#: the clip mode every other is compared with
+NO_CLIP = "none"
+#: (column, title) of the metrics a question table shows per row, after solved and the loss
+QUESTION_METRICS: tuple[tuple[str, str], ...] = (
+    ("grad_span", "gradient span (steps)"),
+    ("grad_factor", "r at end"),
+    ("lyapunov_max", "λ_1 at end"),
+)
+#: spread per row as well, for the comparison (:mod:`rnnbench.report.comparison`)
+_COMPARED_TOO = ("task_memory_span",)
+#: the metrics runs stored before rnnbench recorded the dynamics lack
+_DYNAMICS = frozenset({"lyapunov_max"})
+
+
+def question_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (label, task, arch, seq_len, clip, swept fields): solved k/n, the loss spread over
+    the seeds (and whether they disagree on solved), and the spread of each
+    :data:`QUESTION_METRICS` column."""
+    rows = []
+    frame, axes = keyed(frame)
+    keys = ["label", *GROUP_KEYS, *axes]
+    # dropna=False: a field a run's sweep does not vary (None) is a key, not a dropped run
+    for key, group in frame.groupby(keys, sort=True, dropna=False):
+        solved = int(solved_flags(group).sum())
+        finished = int((group["status"] != "error").sum())
+        diverged = int((group["status"] == "diverged").sum())
+        rows.append(
+            dict(zip(keys, key, strict=True))
+            | {"solved": solved, "runs": len(group), "solved_rate": solved / len(group)}
+            | {"divergence_rate": diverged / finished if finished else math.nan}
+            | loss_numbers(group)
+            | spread_columns(group, [*(c for c, _ in QUESTION_METRICS), *_COMPARED_TOO])
+        )
+    return pd.DataFrame(rows)
+
+
+def shown_metrics(numbers: pd.DataFrame) -> list[tuple[str, str]]:
+    """The metrics to show: λ_1 only where some run recorded it."""
+    return [(c, t) for c, t in QUESTION_METRICS if c not in _DYNAMICS or recorded(numbers, c)]
+
+
+def _cells(
+    r: dict[str, Any], base: dict[str, Any] | None, metrics: list[tuple[str, str]], clip: str
+) -> dict[str, str]:
+    """One row's cells; ``base``: the same row without clipping (None: no Δ columns)."""
+    cells = {
+        "solved": f"{r['solved']}/{r['runs']}",
+        "norm. loss": spread_cell(r, "norm_loss") + (f" {DISAGREE}" if r["seeds_disagree"] else ""),
+    }
+    cells |= {title: spread_cell(r, column) for column, title in metrics}
+    if clip == NO_CLIP:
+        return cells
+    cells["Δ solved rate"] = (
+        signed(r["solved_rate"] - base["solved_rate"], ".2f") if base is not None else DASH
+    )
+    for column, title in metrics:
+        delta = r[f"{column}_median"] - base[f"{column}_median"] if base is not None else math.nan
+        cells[f"Δ {title.removesuffix(' (steps)')}"] = signed(delta)
+    return cells
+
+
+def _row_key(r: dict[str, Any], paths: list[str], multi: bool) -> tuple[Any, ...]:
+    values = axis_key(r, paths)
+    return ((r["label"],) if multi else ()) + (r["arch"], values, int(r["seq_len"]))
+
+
+def question_views(
+    numbers: pd.DataFrame, labels: list[str], shown: dict[str, str] | None = None
+) -> list[tuple[str, pd.DataFrame]]:
+    """One table per (task, clip mode): rows (label ×) architecture × the swept fields that
+    vary (``shown``: path -> name) × T; a clip mode other than ``none`` also gets its Δ from
+    ``none`` at each row."""
+    if numbers.empty:
+        return []
+    shown = shown_axes(numbers, shown)
+    paths = list(shown)
+    multi = len(labels) > 1
+    metrics = shown_metrics(numbers)
+    names = (["label"] if multi else []) + ["arch", *shown.values(), "T"]
+    order = {label: i for i, label in enumerate(labels)}
+    views = []
+    for task, sub in numbers.groupby("task", sort=True):
+        records = sub.to_dict("records")
+        by_clip = {(r["clip"], _row_key(r, paths, multi)): r for r in records}
+        for clip in sorted({r["clip"] for r in records}, key=_clip_order):
+            keys = sorted(
+                (k for c, k in by_clip if c == clip),
+                key=lambda k: (
+                    (order.get(k[0], len(order)),) if multi else (),
+                    k[-3],
+                    [sort_token(v) for v in k[-2]],
+                    k[-1],
+                ),
+            )
+            rows = {
+                (*k[:-2], *map(value_text, k[-2]), k[-1]): _cells(
+                    by_clip[(clip, k)], by_clip.get((NO_CLIP, k)), metrics, clip
+                )
+                for k in keys
+            }
+            view = pd.DataFrame.from_dict(rows, orient="index")
+            view.index = pd.MultiIndex.from_tuples(list(rows), names=names)
+            views.append((_caption(task, clip, by_clip), view))
+    return views
+
+
+def _clip_order(clip: str) -> tuple[int, str]:
+    # no clipping first: the others are read against it
+    return (0 if clip == NO_CLIP else 1, clip)
+
+
+def _caption(task: str, clip: str, by_clip: dict[tuple[str, Any], Any]) -> str:
+    if clip == NO_CLIP:
+        return f"task: {task} · clip: none"
+    if not any(c == NO_CLIP for c, _ in by_clip):
+        return f"task: {task} · clip: {clip} (no run without clipping to compare with)"
+    return f"task: {task} · clip: {clip} (Δ: {clip} − none at the same row, medians over seeds)"
+
+
+def question_note(labels: list[str], shown: dict[str, str]) -> str:
+    """The section's paragraph: what the rows and columns are."""
+    rows = "architecture" + (f" × {', '.join(shown.values())}" if shown else "") + " × T"
+    return (
+        f"One table per task and clip mode; rows {rows}"
+        + (" for each label" if len(labels) > 1 else "")
+        + ". 'solved' is k/n seeds (errored runs count as not solved); 'norm. loss' is final "
+        "loss / the memoryless baseline's (1 = chance); the gradient span is how many steps "
+        "back the gradient norm stays within 1e-6 of its largest value at the end of training; "
+        "r is the per-step gradient factor (< 1 vanishing, > 1 exploding) and λ_1 the largest "
+        "Lyapunov exponent (< 0: the network forgets). Each clip mode's table ends with its Δ "
+        "from no clipping: what clipping buys at that architecture and T."
+    )
