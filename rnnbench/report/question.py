@@ -162,7 +162,8 @@ def question_note(labels: list[str], shown: dict[str, str]) -> str:
         + (" for each label" if len(labels) > 1 else "")
         + ". 'solved' is k/n seeds (errored runs count as not solved); 'norm. loss' is final "
         "loss / the memoryless baseline's (1 = chance); the gradient span is how many steps "
-        "back the gradient norm stays within 1e-6 of its largest value at the end of training; "
+        "back the gradient norm stays within 1e-6 of its largest value at the end of training "
+        "(a span of T: it reaches the first step); "
         "r is the per-step gradient factor (< 1 vanishing, > 1 exploding) and λ_1 the largest "
         "Lyapunov exponent (< 0: the network forgets). Each clip mode's table ends with its Δ "
         "from no clipping: what clipping buys at that architecture and T."
