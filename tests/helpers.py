@@ -172,8 +172,10 @@ curve_points = 6
 """
 
 
-def comparison_stores(root: Path) -> tuple[Path, Path]:
-    """(baseline store: rnn, lstm, gru; mine: mgu and lstm), written under ``root``."""
+def comparison_stores(root: Path, threads: int = 1) -> tuple[Path, Path]:
+    """(baseline store: rnn, lstm, gru; mine: mgu and lstm), written under ``root``. One torch
+    thread by default: these runs are too small to gain from two, and on a busy 2-core machine
+    two threads made them 10-60x slower (4 s against 33-240 s, measured)."""
     import rnnbench
 
     cell = REPO / "examples" / "compare_cell" / "mycell.py"
@@ -186,6 +188,6 @@ def comparison_stores(root: Path) -> tuple[Path, Path]:
         sweep = root / f"{name}.toml"
         sweep.write_text(_COMPARE.format(name=name, archs=archs, imports=imports))
         store = root / f"{name}.db"
-        rnnbench.run_sweep(sweep, store, workers=0, progress=None)
+        rnnbench.run_sweep(sweep, store, workers=0, threads=threads, progress=None)
         stores.append(store)
     return stores[0], stores[1]

@@ -172,10 +172,13 @@ def test_comparison_mode_compares_with_every_baseline_architecture(
     # the same-name pair: the copy's losses are doubled, so its Δ is the median loss itself
     same = compared[(compared["arch"] == compared["against"]) & (compared["arch"] == "lstm")]
     mine = headline[(headline["label"] == "mine") & (headline["arch"] == "lstm")]
-    merged = same.merge(mine, on=["task", "seq_len", "clip"])
+    merged = same.merge(mine, on=["task", "seq_len", "clip"], suffixes=("", "_store"))
     assert len(merged) == 8
+    assert merged["baseline_norm_loss_median"].to_numpy() == pytest.approx(
+        merged["norm_loss_median_store"].to_numpy(), rel=1e-9
+    )
     assert merged["delta_norm_loss_median"].to_numpy() == pytest.approx(
-        merged["norm_loss_median"].to_numpy(), rel=1e-9
+        merged["norm_loss_median_store"].to_numpy(), rel=1e-9
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from rnnbench.report.comparison import comparison_numbers, comparison_views
 from rnnbench.report.question import question_numbers, question_views
-from rnnbench.report.tables import DASH
+from rnnbench.report.tables import DASH, delta
 
 
 def _run(**values: Any) -> dict[str, Any]:
@@ -104,12 +104,21 @@ def test_one_table_per_task_and_clip_with_the_delta_from_no_clipping() -> None:
                 c: solved.loc[solved["clip"] == c, "solved"].eq(True).mean()
                 for c in ("none", "norm:1")
             }
-            assert (
-                clipped.loc[(arch, seq_len), "Δ solved rate"]
-                == f"{rate['norm:1'] - rate['none']:+.2f}"
-            )
+            diff = rate["norm:1"] - rate["none"]
+            want_rate = "0" if diff == 0 else f"{diff:+.2f}"
+            assert clipped.loc[(arch, seq_len), "Δ solved rate"] == want_rate
             k = int(solved.loc[solved["clip"] == "norm:1", "solved"].eq(True).sum())
             assert clipped.loc[(arch, seq_len), "solved"] == f"{k}/2"
+
+
+def test_a_difference_is_shown_to_the_precision_of_its_values() -> None:
+    # two runs that agree up to float noise: 0, not '+2.46e-09'
+    assert delta(0.912345678, 0.912345676) == "0"
+    assert delta(0.91, 0.62) == "+0.290"
+    assert delta(0.000506, 0.000343) == "+0.000163"
+    assert delta(60, 27) == "+33.0" and delta(27.5, 60) == "-32.5"
+    assert delta(0.5, 1.0, decimals=2) == "-0.50"
+    assert delta(float("nan"), 1.0) == DASH and delta(None, 1.0) == DASH
 
 
 def test_without_a_run_unclipped_there_is_nothing_to_subtract() -> None:

@@ -109,7 +109,7 @@ def _metadata_section(
         }
     view = pd.DataFrame.from_dict(rows, orient="index")
     view.index.name = "label"
-    section.table("", view.T)
+    section.table("", view.T, text=True)
     for store, label in zip(stores, labels, strict=True):
         sub = frame[frame["label"] == label]
         with Store(store, readonly=True) as db:
@@ -132,7 +132,7 @@ def _metadata_section(
         section.para("None: every run finished without diverging.")
     else:
         view = problems.set_index("run_id")
-        section.html.append(html_table(view))
+        section.html.append(html_table(view, text=True))
         section.md.append(md_table(view))
 
 

@@ -21,17 +21,18 @@ from typing import Any
 import pandas as pd
 
 from rnnbench.report.axes import axis_key, shown_axes, sort_token, value_text
-from rnnbench.report.tables import recorded, signed
+from rnnbench.report.tables import delta, recorded
 
-#: (column of the question numbers, title, format) of each difference
-COMPARED: tuple[tuple[str, str, str], ...] = (
-    ("solved_rate", "solved rate", ".2f"),
-    ("norm_loss_median", "norm. loss", ".3g"),
-    ("grad_span_median", "gradient span", ".3g"),
-    ("grad_factor_median", "r at end", ".3g"),
-    ("lyapunov_max_median", "λ_1 at end", ".3g"),
-    ("task_memory_span_median", "task memory span", ".3g"),
-    ("divergence_rate", "divergence rate", ".2f"),
+#: (column of the question numbers, title, decimals: None for the operands' precision) of
+#: each difference
+COMPARED: tuple[tuple[str, str, int | None], ...] = (
+    ("solved_rate", "solved rate", 2),
+    ("norm_loss_median", "norm. loss", None),
+    ("grad_span_median", "gradient span", None),
+    ("grad_factor_median", "r at end", None),
+    ("lyapunov_max_median", "λ_1 at end", None),
+    ("task_memory_span_median", "task memory span", None),
+    ("divergence_rate", "divergence rate", 2),
 )
 
 
@@ -43,8 +44,9 @@ def _matches(candidate: tuple[Any, ...], baseline: tuple[Any, ...]) -> bool:
 
 def comparison_numbers(numbers: pd.DataFrame, labels: list[str], paths: list[str]) -> pd.DataFrame:
     """One row per (compared row, baseline architecture): the compared label's (task, arch,
-    swept values, T, clip), ``against`` (the baseline architecture) and ``delta_<column>`` per
-    :data:`COMPARED` column (compared − baseline)."""
+    swept values, T, clip), ``against`` (the baseline architecture) and, per :data:`COMPARED`
+    column, the compared value, ``baseline_<column>`` and ``delta_<column>`` (their
+    difference)."""
     if len(labels) < 2 or numbers.empty:
         return pd.DataFrame()
     records = numbers.to_dict("records")
@@ -65,10 +67,10 @@ def comparison_numbers(numbers: pd.DataFrame, labels: list[str], paths: list[str
         for b in sorted(fitting, key=lambda b: str(b["arch"])):
             row = {k: r[k] for k in ("label", "task", "arch", *paths, "seq_len", "clip")}
             row["against"] = b["arch"]
-            row |= {
-                f"delta_{column}": _number(r.get(column)) - _number(b.get(column))
-                for column, _, _ in COMPARED
-            }
+            for column, _, _ in COMPARED:
+                mine, theirs = _number(r.get(column)), _number(b.get(column))
+                row |= {column: mine, f"baseline_{column}": theirs}
+                row[f"delta_{column}"] = mine - theirs
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -80,7 +82,7 @@ def _number(value: Any) -> float:
         return float("nan")
 
 
-def _shown(numbers: pd.DataFrame) -> list[tuple[str, str, str]]:
+def _shown(numbers: pd.DataFrame) -> list[tuple[str, str, int | None]]:
     """The differences to show: λ_1 and the task memory span only where some run has them."""
     optional = {
         "lyapunov_max_median": "lyapunov_max",
@@ -120,8 +122,8 @@ def comparison_views(
         rows = {
             ((r["label"],) if multi else ())
             + (r["arch"], *map(value_text, axis_key(r, paths)), int(r["seq_len"]), r["clip"]): {
-                f"Δ {title}": signed(r[f"delta_{column}"], digits)
-                for column, title, digits in metrics
+                f"Δ {title}": delta(r[column], r[f"baseline_{column}"], decimals)
+                for column, title, decimals in metrics
             }
             for r in ordered
         }

@@ -23,12 +23,11 @@ import pandas as pd
 
 from rnnbench.report.axes import axis_key, shown_axes, sort_token, value_text
 from rnnbench.report.tables import (
-    DASH,
     DISAGREE,
+    delta,
     keyed,
     loss_numbers,
     recorded,
-    signed,
     solved_flags,
     spread_cell,
     spread_columns,
@@ -87,12 +86,12 @@ def _cells(
     cells |= {title: spread_cell(r, column) for column, title in metrics}
     if clip == NO_CLIP:
         return cells
-    cells["Δ solved rate"] = (
-        signed(r["solved_rate"] - base["solved_rate"], ".2f") if base is not None else DASH
-    )
+    base = base or {}
+    cells["Δ solved rate"] = delta(r["solved_rate"], base.get("solved_rate"), decimals=2)
     for column, title in metrics:
-        delta = r[f"{column}_median"] - base[f"{column}_median"] if base is not None else math.nan
-        cells[f"Δ {title.removesuffix(' (steps)')}"] = signed(delta)
+        cells[f"Δ {title.removesuffix(' (steps)')}"] = delta(
+            r[f"{column}_median"], base.get(f"{column}_median")
+        )
     return cells
 
 

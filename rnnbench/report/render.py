@@ -33,7 +33,8 @@ h1{font-size:1.6rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-
 table{border-collapse:collapse;font-size:.82rem;margin:.6rem 0 1.2rem;display:block;
 overflow-x:auto}
 th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:right;white-space:nowrap}
-th{background:#f4f4f4}td.text,th.text{text-align:left;white-space:normal}
+th{background:#f4f4f4;white-space:normal;min-width:3.2rem;vertical-align:bottom}
+td.text,th.text,table.text td{text-align:left;white-space:normal}
 tbody tr:nth-child(even){background:#fafafa}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto}figcaption{font-size:.85rem;color:#555}
 nav ol{columns:2}details pre{background:#f6f6f6;padding:.6rem;overflow-x:auto;font-size:.8rem}
@@ -42,9 +43,22 @@ nav ol{columns:2}details pre{background:#f6f6f6;padding:.6rem;overflow-x:auto;fo
 """
 
 
-def html_table(view: pd.DataFrame) -> str:
+def html_table(view: pd.DataFrame, text: bool = False) -> str:
+    """``view`` as an HTML table; the index levels as its first columns, their names in the
+    one header row (``to_html`` would add a second header row holding only the index names).
+    ``text``: a table of text values, aligned left (the run metadata)."""
+    named = any(name is not None for name in view.index.names)
+    flat = view.reset_index() if named and not isinstance(view.columns, pd.MultiIndex) else view
+    if flat is not view:
+        flat.columns.name = None  # else drawn as a header cell of its own over the rows' index
     # to_html escapes cell text by default (escape=True): error messages may contain <, &
-    return view.to_html(escape=True, na_rep=DASH, border=0, index=True)
+    return flat.to_html(
+        escape=True,
+        na_rep=DASH,
+        border=0,
+        index=flat is view,
+        classes="text" if text else None,
+    )
 
 
 def _md_cell(value: Any) -> str:
@@ -76,11 +90,11 @@ class Section:
         self.html.append(f"<p class='note'>{html.escape(text)}</p>")
         self.md.append(text)
 
-    def table(self, caption: str, view: pd.DataFrame) -> None:
+    def table(self, caption: str, view: pd.DataFrame, text: bool = False) -> None:
         if caption:
             self.html.append(f"<h3>{html.escape(caption)}</h3>")
             self.md.append(f"### {caption}")
-        self.html.append(html_table(view))
+        self.html.append(html_table(view, text))
         self.md.append(md_table(view))
 
 

@@ -163,9 +163,21 @@ def disagree_note(numbers: pd.DataFrame) -> str:
     )
 
 
-def signed(value: float | None, digits: str = ".3g") -> str:
-    """A difference with its sign ('+0.5', '-3'); the dash where it is missing."""
-    return DASH if value is None or not math.isfinite(value) else f"{value:+{digits}}"
+def delta(a: Any, b: Any, decimals: int | None = None) -> str:
+    """``a − b`` with its sign, to the precision ``a`` and ``b`` are shown at (three
+    significant digits of the larger, or ``decimals`` places), so float noise between two
+    runs that agree ('+2.46e-09') reads as the 0 it is; the dash where either is missing."""
+    try:
+        a, b = float(a), float(b)
+    except (TypeError, ValueError):
+        return DASH
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return DASH
+    if decimals is None:
+        scale = max(abs(a), abs(b))
+        decimals = 0 if scale == 0 else max(0, 2 - math.floor(math.log10(scale)))
+    value = round(a - b, decimals)
+    return "0" if value == 0 else f"{value:+.{decimals}f}"
 
 
 def stability_numbers(frame: pd.DataFrame) -> pd.DataFrame:
