@@ -181,7 +181,7 @@ def test_header_note_names_the_swept_field(report: Path) -> None:
     html = (report / "index.html").read_text()
     for text in (md, html):
         assert "lr (0.001, 0.01)" in text
-        assert "line style = clip · lr" in text
+        assert "line style and marker = clip · lr." in text
 
 
 def test_a_field_with_one_value_is_stated_as_fixed(lrs: Path, tmp_path: Path) -> None:
@@ -206,7 +206,7 @@ def test_comparison_mode_keeps_learning_rates_and_labels_apart(lrs: Path, tmp_pa
         assert sorted((r[0], r[1]) for r in rows) == [
             (arch, lr) for arch in ("gru", "rnn") for lr in ("0.001", "0.01")
         ]
-    assert "line style = label · clip · lr" in md
+    assert "line style and marker = clip · lr (each label in panels of its own)" in md
     assert len(_md_rows(md, "### task: adding")) == 8  # label x arch x lr
 
 
@@ -215,7 +215,7 @@ def test_too_many_combinations_are_noted_and_figures_still_drawn(tmp_path: Path)
     out = _build([store], tmp_path / "many_report").parent
     md = (out / "report.md").read_text()
     # one field is drawn as line style (3 styles), the other held at one value (3 x 3 > 6)
-    styled = re.search(r"line style = clip · (lr|hidden_size)\.", md)
+    styled = re.search(r"line style and marker = clip · (lr|hidden_size)\.", md)
     assert styled
     held = "lr" if styled.group(1) == "hidden_size" else "hidden_size"
     held_note = rf"figures show only the runs at {held}=[\d.]+ \(the tables and the solved-rate"

@@ -1,5 +1,7 @@
 """Layout of the report's figures: drawn as saved, no two texts overlap, nothing falls outside
-the saved image, and no visible panel is empty."""
+the saved image, and no visible panel is empty; on four stores: a smoke-like one with a missing
+T, a single run, a two-label comparison with a user cell (its labels facet columns), and six
+clip modes at six T (six line styles, each with a marker, six column facets)."""
 
 from __future__ import annotations
 
@@ -10,16 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+from helpers import comparison_stores
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
 import rnnbench
 from rnnbench.report.build import report_figures
+from rnnbench.report.lines import MARKER_GID
 from rnnbench.report.render import _tight_box
 
 #: copy and adding, three architectures, three clip modes, T in {10, 20}; adding also at
@@ -57,6 +63,21 @@ SINGLE = (
     .replace("seq_len = [10, 20]", "seq_len = [10]")
     .replace('clip = ["none", "norm:1.0", "value:0.5"]', 'clip = ["none"]')
 )
+#: six clip modes (none and value:0.5 often draw one line) at six T, two architectures: the
+#: most line styles a figure draws (MAX_STYLES) and a six-column grid; tiny, one seed
+CLIPS = (
+    SMOKE.replace('"smoke"', '"clips"')
+    .replace('task = ["copy", "adding"]', 'task = ["adding"]')
+    .replace('arch = ["rnn", "lstm", "gru"]', 'arch = ["rnn", "gru"]')
+    .replace("seq_len = [10, 20]", "seq_len = [4, 6, 8, 10, 12, 14]")
+    .replace(
+        'clip = ["none", "norm:1.0", "value:0.5"]',
+        'clip = ["none", "norm:0.5", "norm:1.0", "norm:5.0", "value:0.5", "value:1.0"]',
+    )
+    .replace("steps = 8", "steps = 6")
+    + "lyapunov = 2\nlyapunov_steps = 20\nlyapunov_warmup = 5\ntask_probe_size = 32\n"
+)
+CLIP_MODES = ["none", "norm:0.5", "norm:1", "norm:5", "value:0.5", "value:1"]
 #: how far (pixels) a text or panel may reach past the saved image's edge
 _EDGE_TOL = 1.5
 
@@ -65,7 +86,8 @@ def _store(root: Path, *texts: str) -> Path:
     path = root / "runs.db"
     for i, text in enumerate(texts):
         (root / f"sweep{i}.toml").write_text(text)
-        rnnbench.run_sweep(root / f"sweep{i}.toml", path, workers=0, progress=None)
+        # one torch thread: on a shared 2-core machine two threads spin-wait on each other
+        rnnbench.run_sweep(root / f"sweep{i}.toml", path, workers=0, threads=1, progress=None)
     return path
 
 
@@ -77,6 +99,11 @@ def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def single_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _store(tmp_path_factory.mktemp("layout_single"), SINGLE)
+
+
+@pytest.fixture(scope="module")
+def clips_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _store(tmp_path_factory.mktemp("layout_clips"), CLIPS)
 
 
 def _shown(ax: Axes) -> bool:
@@ -181,10 +208,11 @@ def _inside(inner: Bbox, outer: Bbox) -> bool:
     )
 
 
-def _figures(store: Path) -> dict[str, Figure]:
+def _figures(*stores: Path, labels: list[str] | None = None) -> dict[str, Figure]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {name: fig for _, made in report_figures([store]) for name, fig, _ in made}
+        made = report_figures(list(stores), labels=labels)
+        return {name: fig for _, figures in made for name, fig, _ in figures}
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +226,23 @@ def smoke_figures(smoke_store: Path) -> Iterator[dict[str, Figure]]:
 @pytest.fixture(scope="module")
 def single_figures(single_store: Path) -> Iterator[dict[str, Figure]]:
     figures = _figures(single_store)
+    yield figures
+    for fig in figures.values():
+        plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def comparison_figures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Figure]]:
+    baseline, mine = comparison_stores(tmp_path_factory.mktemp("layout_comparison"))
+    figures = _figures(baseline, mine, labels=["baseline", "mine"])
+    yield figures
+    for fig in figures.values():
+        plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def clips_figures(clips_store: Path) -> Iterator[dict[str, Figure]]:
+    figures = _figures(clips_store)
     yield figures
     for fig in figures.values():
         plt.close(fig)
@@ -255,3 +300,90 @@ def test_the_check_finds_an_overlap_and_an_empty_panel() -> None:
     plt.close(fig)
     assert any("overlaps" in p and "on the title" in p for p in problems), problems
     assert any("is empty" in p for p in problems), problems
+
+
+def _all_problems(figures: dict[str, Figure]) -> list[str]:
+    return [f"{name}: {p}" for name, fig in figures.items() for p in _layout_problems(fig)]
+
+
+def test_comparison_figure_layout(comparison_figures: dict[str, Figure]) -> None:
+    assert sorted(comparison_figures) == sorted(SMOKE_FIGURES)
+    problems = _all_problems(comparison_figures)
+    assert not problems, "two-label comparison:\n  " + "\n  ".join(problems)
+
+
+def _column_titles(fig: Figure) -> list[str]:
+    return [ax.get_title() for ax in fig.axes if ax.get_title()]
+
+
+def _legend_texts(fig: Figure) -> list[str]:
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_comparison_labels_are_facet_columns(comparison_figures: dict[str, Figure]) -> None:
+    # one panel per (T, label), by T, the baseline's first; no label among the line styles
+    columns = [f"T = {t} · {label}" for t in (8, 16) for label in ("baseline", "mine")]
+    for name in ("learning_curves", "grad_norm_training", "task_probe", "cell_gradient_end"):
+        fig = comparison_figures[name]
+        assert _column_titles(fig) == columns, name
+        legend = _legend_texts(fig)
+        assert "clip" in legend and not [t for t in legend if "label" in t or "mine" in t]
+    phases = [f"phase = {p} · {label}" for p in ("init", "end") for label in ("baseline", "mine")]
+    assert _column_titles(comparison_figures["grad_factor"]) == phases
+    heatmap = _column_titles(comparison_figures["solved_heatmap"])
+    assert heatmap == [
+        f"adding · clip {clip} · {label}"
+        for label in ("baseline", "mine")
+        for clip in ("none", "norm:1")
+    ]
+
+
+def test_clip_sweep_figure_layout(clips_figures: dict[str, Figure]) -> None:
+    assert {"grad_norm_training", "grad_factor", "learning_curves", "solved_heatmap"} <= set(
+        clips_figures
+    )
+    problems = _all_problems(clips_figures)
+    assert not problems, "six clip modes at six T:\n  " + "\n  ".join(problems)
+
+
+def test_every_clip_mode_has_its_own_marker(clips_figures: dict[str, Figure]) -> None:
+    fig = clips_figures["grad_norm_training"]
+    legend = fig.legends[0]
+    handles = dict(zip(_legend_texts(fig), legend.legend_handles, strict=True))
+    lines = {m: h for m in CLIP_MODES if isinstance(h := handles[m], Line2D)}
+    assert list(lines) == CLIP_MODES
+    markers = {mode: line.get_marker() for mode, line in lines.items()}
+    # Line2D has no public getter for its dash pattern (get_linestyle says '--' for any)
+    dashes = {m: str(line._unscaled_dash_pattern) for m, line in lines.items()}  # type: ignore[attr-defined]
+    assert len(set(markers.values())) == len(CLIP_MODES), markers
+    assert len(set(dashes.values())) == len(CLIP_MODES), dashes
+    ax = fig.axes[0]
+    marked = [line for line in ax.get_lines() if line.get_gid() == MARKER_GID]
+    # each architecture's line in each clip mode: a marker line of its own, markers staggered
+    assert sorted(str(line.get_marker()) for line in marked) == sorted(
+        2 * [str(m) for m in markers.values()]
+    )
+    starts = {line.get_markevery() for line in marked}
+    assert len(starts) == len(CLIP_MODES), starts
+
+
+def _ticks(ax: Axes) -> list[float]:
+    low, high = ax.get_xlim()
+    return [float(v) for v in ax.get_xticks() if low <= v <= high]
+
+
+def test_clip_sweep_ticks_and_thresholds(clips_figures: dict[str, Figure]) -> None:
+    factor = clips_figures["grad_factor"]
+    factor.canvas.draw()
+    for ax in factor.axes:
+        assert _ticks(ax) == [4, 6, 8, 10, 12, 14], ax.get_title()
+    grad = clips_figures["grad_norm_training"]
+    labels = ["norm clip 0.5 · value clip 0.5", "norm clip 1 · value clip 1", "norm clip 5"]
+    for ax in grad.axes:
+        lines = [line for line in ax.get_lines() if line.get_gid() == "clip-threshold"]
+        heights = sorted(float(np.asarray(line.get_ydata())[0]) for line in lines)
+        assert heights == [0.5, 0.5, 1.0, 1.0, 5.0], ax.get_title()
+        texts = sorted(t.get_text() for t in ax.texts if t.get_gid() == "clip-threshold")
+        assert texts == labels
+        low, high = ax.get_ylim()
+        assert low < 0.5 and high > 5.0, ax.get_title()  # every threshold inside the panel

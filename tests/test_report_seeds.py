@@ -2,11 +2,13 @@
 n=seeds from 4; no cell pools T and seeds under one n; a loss median over solved and unsolved
 seeds is flagged; figures draw an IQR band only for a line with at least 4 seeds (thinner seed
 lines below), tick discrete axes at integers and draw the clip thresholds over the pre-clip
-gradient norm."""
+gradient norm; each line style shows its own markers where lines coincide, and comparing
+stores each label has panels of its own (its seeds never pooled with another label's)."""
 
 from __future__ import annotations
 
 import html
+import math
 import re
 from typing import Any
 
@@ -19,6 +21,7 @@ from matplotlib.figure import Figure
 
 from rnnbench.report import figures as figs
 from rnnbench.report.axes import Axes
+from rnnbench.report.lines import MARKER_GID
 from rnnbench.report.memory_table import memory_numbers, memory_views
 from rnnbench.report.question import question_numbers, question_views
 from rnnbench.report.render import render_html
@@ -283,4 +286,106 @@ def test_pre_clip_norm_figure_without_clipping_draws_no_threshold() -> None:
     ctx = Ctx.of(frame, multi=False, axes=Axes())
     ((_, fig, _),) = figs.fig_grad_norm_training(frame, ctx)
     assert not [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "clip-threshold"]
+    plt.close(fig)
+
+
+CLIPS = ("none", "norm:0.5", "norm:1", "norm:5", "value:0.5", "value:1")
+
+
+def test_six_clip_modes_draw_each_threshold_once_per_height() -> None:
+    curve = {"grad_norm": {"step": [0, 10, 20], "value": [8.0, 2.0, 0.2]}}
+    frame = _frame([_run(0, 10, clip=clip, curves=curve) for clip in CLIPS])
+    ctx = Ctx.of(frame, multi=False, axes=Axes())
+    ((_, fig, _),) = figs.fig_grad_norm_training(frame, ctx)
+    (ax,) = [a for a in fig.axes if a.has_data()]
+    lines = [line for line in ax.get_lines() if line.get_gid() == "clip-threshold"]
+    heights = sorted(float(np.asarray(line.get_ydata())[0]) for line in lines)
+    assert heights == [0.5, 0.5, 1.0, 1.0, 5.0]  # one line per clip mode but none
+    texts = sorted(t.get_text() for t in ax.texts if t.get_gid() == "clip-threshold")
+    assert texts == ["norm clip 0.5 · value clip 0.5", "norm clip 1 · value clip 1", "norm clip 5"]
+    low, high = ax.get_ylim()
+    assert low < 0.5 and high > 5.0  # every threshold inside the panel
+    plt.close(fig)
+
+
+def _marker_lines(ax: Any) -> list[Any]:
+    return [line for line in ax.get_lines() if line.get_gid() == MARKER_GID]
+
+
+def test_coinciding_clip_modes_each_show_their_own_markers() -> None:
+    # nothing clipped: the three modes draw one curve; each must still show
+    curve = {"grad_norm": {"step": [0, 10, 20], "value": [0.4, 0.3, 0.2]}}
+    rows = [_run(s, 10, clip=c, curves=curve) for s in (0, 1) for c in CLIPS[:3]]
+    frame = _frame(rows)
+    ctx = Ctx.of(frame, multi=False, axes=Axes())
+    ((_, fig, _),) = figs.fig_grad_norm_training(frame, ctx)
+    (ax,) = [a for a in fig.axes if a.has_data()]
+    marked = _marker_lines(ax)
+    assert len({str(line.get_marker()) for line in marked}) == 3
+    starts = sorted(line.get_markevery()[0] for line in marked)
+    (step,) = {line.get_markevery()[1] for line in marked}
+    # along coinciding lines the styles' markers are further apart than a marker is wide
+    fig.canvas.draw()
+    diagonal = math.hypot(ax.bbox.width, ax.bbox.height)
+    width = max(line.get_markersize() for line in marked) * fig.dpi / 72
+    gaps = np.diff([*starts, starts[0] + step])
+    assert all(gap * diagonal > width for gap in gaps), (gaps, diagonal, width)
+    # the median lines carry no marker of their own, nor do the thin seed lines (seaborn's
+    # legend handles, lines without data, do)
+    others = [ln for ln in ax.get_lines() if ln.get_gid() is None and np.size(ln.get_xdata())]
+    assert others and all(line.get_marker() in ("", "None", None) for line in others)
+    plt.close(fig)
+
+
+def test_a_comparison_gives_each_label_panels_of_its_own() -> None:
+    rows = [_run(s, t, label=lab) for lab in ("mine", "base") for s in (0, 1) for t in (5, 10)]
+    frame = _frame(rows)
+    frame.attrs["labels"] = ["base", "mine"]  # as build_report keeps them: baseline first
+    ctx = Ctx.of(frame, multi=True, axes=Axes())
+    assert ctx.style_title() == "clip"
+    ((_, fig, caption),) = figs.fig_grad_factor(frame, ctx)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == [f"phase = {p} · {lab}" for p in ("init", "end") for lab in ("base", "mine")]
+    # each label's two seeds are a line of their own, not pooled into four
+    assert "median over 2 seeds" in caption and _bands(fig) == 0
+    legend = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "none" in legend and not [t for t in legend if "mine" in t or "base" in t]
+    plt.close(fig)
+    # without the given order, the order of first appearance
+    del frame.attrs["labels"]
+    ((_, fig, _),) = figs.fig_grad_factor(frame, Ctx.of(frame, multi=True, axes=Axes()))
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()][:2] == [
+        "phase = init · mine",
+        "phase = init · base",
+    ]
+    plt.close(fig)
+
+
+def test_a_comparison_shares_y_between_the_labels_of_one_t() -> None:
+    rows = [
+        _run(s, t, label=lab, grad_factor_init=(0.2 if lab == "base" else 0.9) * (1 + 0.01 * s))
+        for lab in ("base", "mine")
+        for s in (0, 1)
+        for t in (5, 10)
+    ]
+    frame = _frame(rows)
+    ctx = Ctx.of(frame, multi=True, axes=Axes())
+    ((_, fig, _),) = figs.fig_grad_factor(frame, ctx)
+    init = [ax for ax in fig.axes if ax.get_title().startswith("phase = init")]
+    assert len(init) == 2 and init[0].get_ylim() == init[1].get_ylim()
+    low, high = init[0].get_ylim()
+    assert low < 0.2 and high > 0.9
+    plt.close(fig)
+
+
+def test_a_comparison_marks_a_divergence_in_its_labels_panel() -> None:
+    curve = {"grad_norm": {"step": [0, 10], "value": [3.0, 50.0]}}
+    rows = [_run(0, 10, label=lab, curves=curve) for lab in ("base", "mine")]
+    rows[1] |= {"status": "diverged", "diverged_step": 10}
+    frame = _frame(rows)
+    ((_, fig, _),) = figs.fig_grad_norm_training(frame, Ctx.of(frame, multi=True, axes=Axes()))
+    marks = {
+        ax.get_title(): sum(line.get_marker() == "x" for line in ax.get_lines()) for ax in fig.axes
+    }
+    assert marks == {"T = 10 · base": 0, "T = 10 · mine": 1}
     plt.close(fig)

@@ -22,7 +22,8 @@ from rnnbench.results.grouping import GROUP_KEYS, short_names
 from rnnbench.results.spans import frame_axes, hashable
 
 DASH = "–"
-#: The most line styles (swept combinations × clip modes × labels) a figure's legend holds.
+#: The most line styles (swept combinations × clip modes) a figure's legend holds (a
+#: comparison's labels are panels of their own, not line styles).
 MAX_STYLES = 6
 
 
@@ -66,7 +67,7 @@ class Axes:
 
     def note(self, multi: bool = False) -> str:
         """The header note: what the tables keep apart, what the figures draw and hold
-        (``multi``: comparing stores, whose label is a line style too)."""
+        (``multi``: comparing stores, each label's runs in panels of their own)."""
         if not self.columns:
             return ""
         parts = []
@@ -87,10 +88,9 @@ class Axes:
             )
         if self.styled:
             parts.append(
-                "Figures: colour = architecture, line style = "
-                + " · ".join(
-                    [*(["label"] if multi else []), "clip", *(self.shown[p] for p in self.styled)]
-                )
+                "Figures: colour = architecture, line style and marker = "
+                + " · ".join(["clip", *(self.shown[p] for p in self.styled)])
+                + (" (each label in panels of its own)" if multi else "")
                 + "."
             )
         if self.held:
@@ -115,8 +115,8 @@ def _varies(frame: pd.DataFrame, path: str, others: Sequence[str]) -> bool:
 
 
 def _counts(frame: pd.DataFrame) -> int:
-    labels = frame["label"].nunique() if "label" in frame else 1
-    return int(labels * frame["clip"].nunique())
+    # the line styles before any swept field: the clip modes (labels are panels, not styles)
+    return int(frame["clip"].nunique())
 
 
 def _held_value(values: pd.Series) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,10 @@ import seaborn as sns
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from rnnbench.report.figures import Figures, _reference_line, _relplot
+from rnnbench.report.figures import Figures
+from rnnbench.report.lines import reference_line, relplot
 from rnnbench.report.overlays import seed_note
-from rnnbench.report.style import Ctx, with_series
+from rnnbench.report.style import Ctx, label_panels, with_series
 
 #: what a dynamics section says where no run recorded the dynamics
 NOT_RECORDED = (
@@ -133,31 +135,35 @@ def sigma_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
     return data[data["sigma1"] > 0].copy()
 
 
+def _sigma_marks(grid: sns.FacetGrid) -> None:
+    """σ_1 = 1, where the gradient neither shrinks nor grows, and round log ticks."""
+    reference_line(grid.figure, 1.0)
+    _plain_log_ticks(grid.figure)
+
+
 def fig_jacobian_sigma(frame: pd.DataFrame, ctx: Ctx) -> Figures:
-    data = sigma_frame(frame, ctx)
+    data, col = label_panels(sigma_frame(frame, ctx), ctx, "T")
     out = []
     for phase, words in _PHASES:
         sub = data[data["phase"] == phase]
         if sub.empty:
             continue
-        fig = _relplot(
+        fig = relplot(
             sub,
             x="t",
             y="sigma1",
             row="task",
-            col="T",
+            col=col,
             ctx=ctx,
-            xlabel="time step t",
-            ylabel="σ_1(J_t)",
+            labels=("time step t", "σ_1(J_t)"),
             log=True,
+            overlay=_sigma_marks,
         ).figure
-        _reference_line(fig, 1.0)
-        _plain_log_ticks(fig)
         fig.suptitle(f"Largest singular value of the step Jacobian {words}", y=1.02)
         caption = (
             f"σ_1, the largest singular value of the step Jacobian J_t = ∂s_{{t+1}}/∂s_t (s: "
             f"the top layer's state, the LSTM's (h, c)), against step t {words}; each value is "
-            f"the median over a sub-batch of sequences; {seed_note(sub, 'task', 'T')}; "
+            f"the median over a sub-batch of sequences; {seed_note(sub, 'task', col)}; "
             "log y; dashed line at σ_1 = 1. The gradient reaching k steps back is bounded by "
             "the product of the σ_1 it passes through: σ_1 < 1 at every step makes it vanish "
             "geometrically, σ_1 > 1 lets it grow."
@@ -182,25 +188,23 @@ def lyapunov_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
 
 
 def fig_lyapunov_spectrum(frame: pd.DataFrame, ctx: Ctx) -> Figures:
-    data = lyapunov_frame(frame, ctx)
+    data, col = label_panels(lyapunov_frame(frame, ctx), ctx, "T")
     out = []
     for phase, words in _PHASES:
         sub = data[data["phase"] == phase]
         if sub.empty:
             continue
-        grid = _relplot(
+        grid = relplot(
             sub,
             x="i",
             y="lyapunov",
             row="task",
-            col="T",
+            col=col,
             ctx=ctx,
-            xlabel="exponent index i",
-            ylabel="λ_i (nats / step)",
+            labels=("exponent index i", "λ_i (nats / step)"),
             log=False,
-            markers=True,
+            overlay=lambda grid: reference_line(grid.figure, 0.0),
         )
-        _reference_line(grid.figure, 0.0)  # the indices tick at integers (_relplot)
         grid.figure.suptitle(f"Lyapunov spectrum {words} (dashed: λ = 0)", y=1.02)
         caption = (
             f"The largest Lyapunov exponents λ_1 ≥ … ≥ λ_k of the recurrence {words} (nats per "
@@ -208,7 +212,7 @@ def fig_lyapunov_spectrum(frame: pd.DataFrame, ctx: Ctx) -> Figures:
             "the index i; dashed line at 0. λ_1 < 0: the dynamics contract, perturbations (and "
             "gradients) decay and the network forgets; λ_1 ≈ 0: marginal, information "
             "persists; λ_1 > 0: chaotic, nearby states diverge (gradients explode); "
-            f"{seed_note(sub, 'task', 'T')}."
+            f"{seed_note(sub, 'task', col)}."
         )
         out.append((f"lyapunov_{phase}", grid.figure, caption))
     return out
@@ -251,33 +255,36 @@ def saturation_frame(frame: pd.DataFrame, ctx: Ctx, key: str) -> pd.DataFrame:
     return _long(frame, ctx, ["t", "value"], rows)
 
 
+def _saturation_limits(grid: sns.FacetGrid, key: str, data: pd.DataFrame) -> None:
+    """A gate's mean spans [0, 1]; a saturated fraction is often small: show up to a little
+    above its largest value (at least 0.1, so an all-zero curve reads as zero)."""
+    top = 1.0 if key == "forget_gate" else min(1.0, max(0.1, 1.2 * data["value"].max()))
+    for ax in grid.axes.flat:
+        ax.set_ylim(-0.03 * top, 1.03 * top)
+
+
 def fig_saturation(frame: pd.DataFrame, ctx: Ctx) -> Figures:
     out = []
     for key, ylabel, caption in _SATURATION:
-        data = saturation_frame(frame, ctx, key)
+        data, col = label_panels(saturation_frame(frame, ctx, key), ctx, "T")
         if data.empty:
             continue  # no run has the quantity (no gates, no LSTM, switched off)
-        grid = _relplot(
+        grid = relplot(
             data,
             x="t",
             y="value",
             row="task",
-            col="T",
+            col=col,
             ctx=ctx,
-            xlabel="time step t",
-            ylabel=ylabel,
+            labels=("time step t", ylabel),
             log=False,
+            overlay=partial(_saturation_limits, key=key, data=data),
         )
-        # a gate's mean spans [0, 1]; a saturated fraction is often small: show up to a little
-        # above its largest value (at least 0.1, so an all-zero curve reads as zero)
-        top = 1.0 if key == "forget_gate" else min(1.0, max(0.1, 1.2 * data["value"].max()))
-        for ax in grid.axes.flat:
-            ax.set_ylim(-0.03 * top, 1.03 * top)
         title = f"{ylabel[0].upper()}{ylabel[1:]} through time (end)"
         if key != "forget_gate" and not (data["value"] > 0).any():  # overlapping lines at 0
             title += ": none saturated in any run"
         grid.figure.suptitle(title, y=1.02)
-        seeds = seed_note(data, "task", "T")
+        seeds = seed_note(data, "task", col)
         out.append((f"{key}_end", grid.figure, f"{caption} {seeds[0].upper()}{seeds[1:]}."))
     return out
 
@@ -305,10 +312,10 @@ def task_probe_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
     return _long(frame, ctx, columns, _task_probe_rows)
 
 
-def _needed_markers(grid: sns.FacetGrid, data: pd.DataFrame) -> None:
+def _needed_markers(grid: sns.FacetGrid, data: pd.DataFrame, col: str) -> None:
     """A dotted vertical line in each panel at the (median) delay at which its task reads."""
-    for (task, length), sub in data.groupby(["task", "T"]):
-        ax = grid.axes_dict.get((task, length))
+    for key, sub in data.groupby(["task", col]):
+        ax = grid.axes_dict.get(key)
         needed = sub["needed"].dropna()
         if ax is None or needed.empty:
             continue
@@ -327,31 +334,35 @@ def _needed_markers(grid: sns.FacetGrid, data: pd.DataFrame) -> None:
         )
 
 
+def _task_probe_marks(grid: sns.FacetGrid, data: pd.DataFrame, col: str) -> None:
+    """The span's threshold 0.5, the delay each task reads at, and the score's full range."""
+    reference_line(grid.figure, 0.5)
+    _needed_markers(grid, data, col)
+    for ax in grid.axes.flat:
+        ax.set_ylim(-0.05, 1.05)
+
+
 def fig_task_probe(frame: pd.DataFrame, ctx: Ctx) -> Figures:
-    data = task_probe_frame(frame, ctx)
+    data, col = label_panels(task_probe_frame(frame, ctx), ctx, "T")
     if data.empty:
         return []
-    grid = _relplot(
+    grid = relplot(
         data,
         x="delay",
         y="normalised",
         row="task",
-        col="T",
+        col=col,
         ctx=ctx,
-        xlabel="delay d since presentation (steps)",
-        ylabel="normalised decoding",
+        labels=("delay d since presentation (steps)", "normalised decoding"),
         log=False,
+        overlay=lambda grid: _task_probe_marks(grid, data, col),
     )
-    _reference_line(grid.figure, 0.5)
-    _needed_markers(grid, data)
-    for ax in grid.axes.flat:
-        ax.set_ylim(-0.05, 1.05)
     grid.figure.suptitle("Task memory probe: what the task needs, decoded from h_t", y=1.02)
     caption = (
         "Normalised decoding (score − chance) / (1 − chance) of what the task needs from a "
         "linear readout of h_t against the delay d since it was presented, on the task's own "
         "inputs, at the end of training (copy: each data symbol, accuracy, chance 1/classes; "
-        f"adding: the first marked value, r², chance 0); {seed_note(data, 'task', 'T')}. "
+        f"adding: the first marked value, r², chance 0); {seed_note(data, 'task', col)}. "
         "Dashed line at 0.5: the task memory span is the largest delay up to which the curve "
         "stays above it; dotted vertical line: the delay at which the task reads it. A curve "
         "below 0.5 before the dotted line: the information is gone when the task needs it."
@@ -382,30 +393,29 @@ def cell_gradient_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
 
 
 def fig_cell_gradient(frame: pd.DataFrame, ctx: Ctx) -> Figures:
-    data = cell_gradient_frame(frame, ctx)
+    data, col = label_panels(cell_gradient_frame(frame, ctx), ctx, "T")
     if data.empty:
         return []
     colours = sns.color_palette("colorblind", n_colors=10)
-    grid = _relplot(
+    grid = relplot(
         data,
         x="t",
         y="norm",
         row="task · arch",
-        col="T",
+        col=col,
         ctx=ctx,
-        xlabel="time step t",
-        ylabel="gradient norm",
+        labels=("time step t", "gradient norm"),
         log=True,
         hue="gradient",
         palette={_CELL: colours[4], _HIDDEN: colours[7]},
+        row_template="{row_name}",
+        overlay=lambda grid: _plain_log_ticks(grid.figure),
     )
-    grid.set_titles(row_template="{row_name}", col_template="T = {col_name}")
     fig = grid.figure
-    _plain_log_ticks(fig)
     fig.suptitle("LSTM: cell-state gradient beside the hidden-state gradient (end)", y=1.02)
     caption = (
         "‖∂L/∂c_t‖ (the LSTM's cell state) beside ‖∂L/∂h_t‖ against step t at the end of "
-        f"training; log y; zeros are masked; {seed_note(data, 'task · arch', 'T', 'gradient')}. "
+        f"training; log y; zeros are masked; {seed_note(data, 'task · arch', col, 'gradient')}. "
         "The cell "
         "path c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t carries the gradient back through the forget "
         "gate alone (the constant-error carousel): where f_t ≈ 1 ‖∂L/∂c_t‖ stays flat far "

@@ -1,12 +1,11 @@
 """The report's figures: one seaborn/matplotlib function per figure, each returning
 ``(name, figure, caption)`` triples. One colour per architecture in every figure; line style
-is the clip mode (and the label, comparing stores) and the swept fields
-(:mod:`rnnbench.report.style`)."""
+(dash and marker) is the clip mode and the swept fields (:mod:`rnnbench.report.style`);
+comparing stores, each label has its own panels (:mod:`rnnbench.report.lines`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Any
 
 import matplotlib
@@ -14,116 +13,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from rnnbench.report.axes import axis_key, sort_token
-from rnnbench.report.layout import column_gap, hide_empty, panel_columns, row_gap
-from rnnbench.report.overlays import (
-    clip_thresholds,
-    divergence_marks,
-    draw_seeds,
-    integer_ticks,
-    seed_note,
-    seed_title,
-)
-from rnnbench.report.style import Ctx, style_order, variants, with_series
+from rnnbench.report.layout import panel_columns, row_gap
+from rnnbench.report.lines import reference_line, relplot
+from rnnbench.report.overlays import clip_thresholds, divergence_marks, seed_note, seed_title
+from rnnbench.report.style import Ctx, label_panels, variants, with_series
 from rnnbench.report.tables import headline_numbers
 
-_FIG_HEIGHT = 2.4
-_FIG_ASPECT = 1.35
 #: What a figure function returns: (file stem, figure, caption) per figure.
 Figures = list[tuple[str, Figure, str]]
-
-
-def _log_axes(axes: Iterable[Any]) -> None:
-    """Log y only on axes that hold positive data (matplotlib warns on an empty log axis)."""
-    for ax in axes:
-        ys = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
-        ys += [
-            np.asarray(c.get_paths()[0].vertices[:, 1])
-            for c in ax.collections
-            if hasattr(c, "get_paths") and c.get_paths()
-        ]
-        values = np.concatenate(ys) if ys else np.empty(0)
-        if np.any(np.isfinite(values) & (values > 0)):
-            ax.set_yscale("log")
-
-
-def _relplot(
-    data: pd.DataFrame,
-    *,
-    x: str,
-    y: str,
-    row: str,
-    col: str,
-    ctx: Ctx,
-    xlabel: str,
-    ylabel: str,
-    log: bool,
-    markers: bool = False,
-    hue: str = "arch",
-    palette: dict[str, Any] | None = None,
-) -> sns.FacetGrid:
-    """Median lines over seeds, one colour per ``hue``, line style the series; the seeds'
-    spread (:func:`rnnbench.report.overlays.draw_seeds`: a band from 4 seeds, thin seed lines
-    below) and integer x ticks over them."""
-    palette = ctx.palette if palette is None else palette
-    orders = (sorted(data[hue].unique()), style_order(data, ctx))
-    grid = sns.relplot(
-        data=data,
-        x=x,
-        y=y,
-        row=row,
-        col=col,
-        hue=hue,
-        style="series",
-        kind="line",
-        palette=palette,
-        hue_order=orders[0],
-        style_order=orders[1],
-        estimator="median",
-        errorbar=None,
-        markers=markers,
-        height=_FIG_HEIGHT,
-        aspect=_FIG_ASPECT,
-        facet_kws={"margin_titles": True, "sharey": False, "sharex": False},
-    )
-    # before the axis labels: seaborn names an unlabelled axis after its column
-    draw_seeds(grid, data, x=x, y=y, keys=(row, col, hue), palette=palette, orders=orders)
-    integer_ticks(grid, data, x, row, col)
-    grid.set_axis_labels(xlabel, ylabel)
-    if grid.legend is not None:  # the style column is an internal name; say what it encodes
-        for text in grid.legend.texts:
-            if text.get_text() == "series":
-                text.set_text(ctx.style_title())
-    if log:
-        _log_axes(grid.axes.flat)
-    hide_empty(grid)
-    column_gap(grid)
-    # relplot already draws its legend outside the facets, to the right
-    _clear_row_titles(grid)
-    return grid
-
-
-def _clear_row_titles(grid: sns.FacetGrid) -> None:
-    """Move the legend right of the row titles ('task = adding', drawn right of the last
-    column) where they overlap: relplot sizes the figure for the legend alone, and a long line
-    style label ('none · lr=0.001') widens the legend into the titles."""
-    legend = grid.legend
-    if legend is None:
-        return
-    renderer = FigureCanvasAgg(grid.figure).get_renderer()
-    titles = [t.get_window_extent(renderer).x1 for ax in grid.axes.flat for t in ax.texts]
-    box = legend.get_window_extent(renderer)
-    shift = max(titles, default=-math.inf) + 8 - box.x0
-    if shift <= 0:
-        return
-    # loc is "center right": the anchor is where the legend's right edge (plus its pad) sits
-    right = legend.get_bbox_to_anchor().x1 + shift
-    legend.set_bbox_to_anchor(
-        (right / grid.figure.bbox.width, 0.5), transform=grid.figure.transFigure
-    )
 
 
 def _profile_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
@@ -161,31 +61,30 @@ def _profile_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
 
 
 def fig_gradient_profiles(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
-    data = _profile_frame(frame, ctx)
+    data, col = label_panels(_profile_frame(frame, ctx), ctx, "T")
     out = []
     for phase, words in (("init", "at initialisation"), ("end", "at the end of training")):
         sub = data[data["phase"] == phase]
         if sub.empty:
             continue
-        fig = _relplot(
+        fig = relplot(
             sub,
             x="t",
             y="norm",
             row="task",
-            col="T",
+            col=col,
             ctx=ctx,
-            xlabel="time step t",
-            ylabel=ctx.symbol,
+            labels=("time step t", ctx.symbol),
             log=True,
         ).figure
-        title = seed_title(sub, "task", "T")
+        title = seed_title(sub, "task", col)
         fig.suptitle(f"Gradient norm through time {words} ({title})", y=1.02)
         out.append(
             (
                 f"grad_profile_{phase}",
                 fig,
                 f"{ctx.symbol} against time step t {words}; log y; zeros (below the float "
-                f"floor) are masked; {seed_note(sub, 'task', 'T')}.",
+                f"floor) are masked; {seed_note(sub, 'task', col)}.",
             )
         )
     return out
@@ -212,36 +111,28 @@ def _curve_frame(frame: pd.DataFrame, ctx: Ctx, curve: str, normalise: bool) -> 
     return data[np.isfinite(data["value"]) & (data["value"] > 0)].copy()
 
 
-def _reference_line(fig: Figure, y: float) -> None:
-    """A dashed horizontal line at ``y`` on every panel that has data (baseline, r = 1)."""
-    for ax in fig.axes:
-        if ax.has_data():
-            ax.axhline(y, color="0.3", lw=1, ls="--", zorder=0)
-
-
 def fig_learning_curves(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
-    data = _curve_frame(frame, ctx, "loss", normalise=True)
+    data, col = label_panels(_curve_frame(frame, ctx, "loss", normalise=True), ctx, "T")
     if data.empty:
         return []
-    fig = _relplot(
+    fig = relplot(
         data,
         x="step",
         y="value",
         row="task",
-        col="T",
+        col=col,
         ctx=ctx,
-        xlabel="training step",
-        ylabel="loss / baseline loss",
+        labels=("training step", "loss / baseline loss"),
         log=True,
+        overlay=lambda grid: reference_line(grid.figure, 1.0),
     ).figure
-    _reference_line(fig, 1.0)
     fig.suptitle("Learning curves: normalized training loss (dashed: baseline = 1)", y=1.02)
     return [
         (
             "learning_curves",
             fig,
             "Training loss divided by the task's baseline loss against step; the dashed line "
-            f"at 1 is the trivial baseline; {seed_note(data, 'task', 'T')}; log y.",
+            f"at 1 is the trivial baseline; {seed_note(data, 'task', col)}; log y.",
         )
     ]
 
@@ -291,7 +182,12 @@ def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure,
     if numbers.empty:
         return []
     numbers["row"], rows = _heatmap_rows(numbers, ctx)
-    panels = list(numbers.groupby(["task", "label", "clip"], sort=True))
+    # each label's panels in the order given (the baseline's first), not by name
+    labels = list(dict.fromkeys([*ctx.labels, *numbers["label"].astype(str)]))
+    panels = sorted(
+        numbers.groupby(["task", "label", "clip"], sort=True),
+        key=lambda kv: (kv[0][0], labels.index(str(kv[0][1])), kv[0][2]),
+    )
     ncols = panel_columns([key[0] for key, _ in panels])
     nrows = math.ceil(len(panels) / ncols)
     lens = sorted(int(t) for t in numbers["seq_len"].unique())
@@ -312,7 +208,7 @@ def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure,
     # name ('lstm · hidden_size=32') cannot run into the panel to its left
     for ax in axes[:, 1:].flat:
         ax.set_ylabel("")
-        ax.tick_params(axis="y", labelleft=False)
+        ax.tick_params(axis="y", left=False, labelleft=False)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     mappable = plt.cm.ScalarMappable(cmap="viridis", norm=matplotlib.colors.Normalize(0, 1))
@@ -324,7 +220,7 @@ def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure,
             "solved_heatmap",
             fig,
             "Fraction of seeds that solved the task (cell text: solved k/n), architecture × T, "
-            "one panel per task and clip mode.",
+            f"one panel per task{', label' if ctx.multi else ''} and clip mode.",
         )
     ]
 
@@ -344,26 +240,25 @@ def fig_grad_factor(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, st
     if data.empty:
         return []
     data["T"] = data["T"].astype(int)
-    fig = _relplot(
+    data, col = label_panels(data, ctx, "phase")
+    fig = relplot(
         data,
         x="T",
         y="r",
         row="task",
-        col="phase",
+        col=col,
         ctx=ctx,
-        xlabel="sequence length T (steps)",
-        ylabel="per-step gradient factor r",
+        labels=("sequence length T (steps)", "per-step gradient factor r"),
         log=True,
-        markers=True,
+        overlay=lambda grid: reference_line(grid.figure, 1.0),
     ).figure
-    _reference_line(fig, 1.0)
     fig.suptitle("Per-step gradient factor r (r < 1 vanishing, r > 1 exploding)", y=1.02)
     return [
         (
             "grad_factor",
             fig,
             f"Per-step gradient factor r (of {ctx.symbol}) against T at init and at the end of "
-            f"training; dashed line r = 1; {seed_note(data, 'task', 'phase')}; log y.",
+            f"training; dashed line r = 1; {seed_note(data, 'task', col)}; log y.",
         )
     ]
 
@@ -379,20 +274,18 @@ def fig_memory_capacity(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure
     data = pd.DataFrame(
         rows, columns=["label", "task", "T", "arch", "clip", "seed", "series", "lag", "r2"]
     )
-    data = data[np.isfinite(data["r2"].astype(float))].copy()
+    data, col = label_panels(data[np.isfinite(data["r2"].astype(float))].copy(), ctx, "T")
     if data.empty:
         return []
-    fig = _relplot(
+    fig = relplot(
         data,
         x="lag",
         y="r2",
         row="task",
-        col="T",
+        col=col,
         ctx=ctx,
-        xlabel="lag k (steps back)",
-        ylabel="probe r² of input at t − k",
+        labels=("lag k (steps back)", "probe r² of input at t − k"),
         log=False,
-        markers=True,
     ).figure
     fig.suptitle("Memory capacity curves r²(k)", y=1.02)
     return [
@@ -400,28 +293,34 @@ def fig_memory_capacity(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure
             "memory_capacity",
             fig,
             "Linear-probe r² for recovering the input k steps back from the hidden state; "
-            f"{seed_note(data, 'task', 'T')}.",
+            f"{seed_note(data, 'task', col)}.",
         )
     ]
 
 
+def _norm_marks(
+    grid: sns.FacetGrid, frame: pd.DataFrame, data: pd.DataFrame, ctx: Ctx, col: str
+) -> None:
+    """The divergence steps and each panel's clip thresholds."""
+    divergence_marks(grid, frame, ctx)
+    clip_thresholds(grid, data, "task", col)
+
+
 def fig_grad_norm_training(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
-    data = _curve_frame(frame, ctx, "grad_norm", normalise=False)
+    data, col = label_panels(_curve_frame(frame, ctx, "grad_norm", normalise=False), ctx, "T")
     if data.empty:
         return []
-    grid = _relplot(
+    grid = relplot(
         data,
         x="step",
         y="value",
         row="task",
-        col="T",
+        col=col,
         ctx=ctx,
-        xlabel="training step",
-        ylabel="pre-clip global ‖g‖",
+        labels=("training step", "pre-clip global ‖g‖"),
         log=True,
+        overlay=lambda grid: _norm_marks(grid, frame, data, ctx, col),
     )
-    divergence_marks(grid, frame, ctx.palette)
-    clip_thresholds(grid, data, "task", "T")
     grid.figure.suptitle(
         "Pre-clip gradient norm during training (dotted ×: divergence step; dotted horizontal: "
         "clip threshold)",
@@ -429,7 +328,7 @@ def fig_grad_norm_training(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Fig
     )
     caption = (
         "Global gradient norm before clipping against training step; log y; "
-        f"{seed_note(data, 'task', 'T')}. Dotted vertical lines with × mark the step at which "
+        f"{seed_note(data, 'task', col)}. Dotted vertical lines with × mark the step at which "
         "a run diverged (colour = architecture). Dotted horizontal lines: each clip mode's "
         "threshold (grey, labelled): a norm:c run's step above c was rescaled to norm c; "
         "under value:v no element of g can exceed v while the global norm is below v, so "

@@ -20,6 +20,7 @@ from matplotlib import ticker
 
 from rnnbench.config.schema import ClipSpec
 from rnnbench.errors import ConfigError
+from rnnbench.report.style import Ctx, panel_name
 from rnnbench.report.tables import MIN_SPREAD
 
 #: the fewest seeds a line's IQR band is drawn for (the tables' threshold for median [q1–q3])
@@ -34,9 +35,16 @@ _CLIP_COLOURS = {"norm": "0.15", "value": "0.45"}
 CLIP_GID = "clip-threshold"
 
 
+def _line_keys(data: pd.DataFrame, row: str, col: str, hue: str) -> list[str]:
+    """What tells one drawn line from another: panel, colour, line style and, comparing stores,
+    the label (a caller faceting by T alone must not pool two labels' seeds)."""
+    keys = [row, col, hue, "series"]
+    return [*keys, "label"] if "label" in data.columns and "label" not in keys else keys
+
+
 def line_seeds(data: pd.DataFrame, row: str, col: str, hue: str) -> pd.Series:
     """The number of distinct seeds of each drawn line (panel × colour × line style)."""
-    return data.groupby([row, col, hue, "series"], sort=False)["seed"].nunique()
+    return data.groupby(_line_keys(data, row, col, hue), sort=False)["seed"].nunique()
 
 
 def seed_note(data: pd.DataFrame, row: str, col: str, hue: str = "arch") -> str:
@@ -84,13 +92,15 @@ def draw_seeds(
     keys: tuple[str, str, str],
     palette: dict[str, Any],
     orders: tuple[Sequence[str], Sequence[str]],
+    dashes: dict[str, Any],
 ) -> None:
     """Per panel: an IQR band for each line with :data:`MIN_BAND_SEEDS` seeds or more, each
     seed thin for a line with two or three. ``keys``: (row, col, hue); ``orders``: the hue and
-    line-style orders of the median lines, so a seed's line has its line's colour and dashes."""
+    line-style orders of the median lines and ``dashes`` their dashes, so a seed's line has
+    its line's colour and dashes (and no markers: they mark the median line alone)."""
     row, col, hue = keys
     counts = line_seeds(data, row, col, hue).rename("line_seeds")
-    data = data.join(counts, on=[row, col, hue, "series"])
+    data = data.join(counts, on=_line_keys(data, row, col, hue))
     for (r, c), sub in data.groupby([row, col], sort=False):
         ax = grid.axes_dict.get((r, c))
         if ax is None:
@@ -107,6 +117,8 @@ def draw_seeds(
                 estimator=None,
                 hue_order=orders[0],
                 style_order=orders[1],
+                dashes=dashes,
+                markers=False,
                 palette=palette,
                 legend=False,
                 ax=ax,
@@ -177,15 +189,16 @@ def clip_thresholds(grid: sns.FacetGrid, data: pd.DataFrame, row: str, col: str)
             )
 
 
-def divergence_marks(grid: sns.FacetGrid, frame: pd.DataFrame, palette: dict[str, Any]) -> None:
+def divergence_marks(grid: sns.FacetGrid, frame: pd.DataFrame, ctx: Ctx) -> None:
     """A dotted vertical line and a × at the top edge at each diverged run's divergence step,
-    in its architecture's colour."""
+    in its architecture's colour, in its panel (row task, column T or (T, label))."""
     diverged = frame[(frame["status"] == "diverged") & frame["diverged_step"].notna()]
     for run in diverged.itertuples():
-        ax = grid.axes_dict.get((run.task, int(run.seq_len)))
+        column = panel_name(ctx, "T", int(run.seq_len), getattr(run, "label", ""))
+        ax = grid.axes_dict.get((run.task, column))
         if ax is None:
             continue
-        colour = palette.get(run.arch, "k")
+        colour = ctx.palette.get(run.arch, "k")
         ax.axvline(int(run.diverged_step), color=colour, ls=":", lw=1.5)
         # × at the top edge: the curve itself may be inf/NaN after divergence
         ax.plot(

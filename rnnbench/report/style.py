@@ -1,12 +1,12 @@
-"""What every figure shares: one colour per architecture, and the line styles: the clip mode,
-the label when comparing stores, and the swept fields the figures draw
-(:class:`rnnbench.report.axes.Axes`), so runs at two learning rates are two lines, never one
-pooled line."""
+"""What every figure shares: one colour per architecture; the line styles: the clip mode and
+the swept fields the figures draw (:class:`rnnbench.report.axes.Axes`), so runs at two learning
+rates are two lines, never one pooled line; and, comparing stores, the label as a facet: one
+panel per (T, label), never a line style (two labels' lines in one panel hid each other)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,32 @@ def palette(archs: Iterable[str]) -> dict[str, str]:
     return {name: BUILTIN_COLOURS.get(name) or user_colour(name) for name in sorted(set(archs))}
 
 
+#: Each line style's marker, in legend order: filled shapes that differ in outline, not only
+#: in size, so that two markers drawn one on the other both show
+MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "h", "*")
+#: Each line style's dashes (matplotlib's on-off lengths in line widths; "" solid), in legend
+#: order: seaborn's first five, then longer patterns that stay apart from them
+DASHES: tuple[Any, ...] = (
+    "",
+    (4, 1.5),
+    (1, 1),
+    (3, 1.25, 1.5, 1.25),
+    (5, 1, 1, 1),
+    (6, 2, 1, 2, 1, 2),
+    (2, 2),
+    (7, 1.5, 2, 1.5),
+)
+
+
+def line_looks(ctx: Ctx, styles: Sequence[str]) -> dict[str, tuple[str, Any]]:
+    """Each line style's (marker, dashes): by its place in ``ctx``'s order, so a clip mode looks
+    the same in every figure of a report; styles it does not know after."""
+    unknown = [s for s in styles if s not in ctx.order]
+    place = {s: ctx.order.index(s) for s in styles if s in ctx.order}
+    place |= {s: len(ctx.order) + n for n, s in enumerate(unknown)}
+    return {s: (MARKERS[place[s] % len(MARKERS)], DASHES[place[s] % len(DASHES)]) for s in styles}
+
+
 def variants(frame: pd.DataFrame, ctx: Ctx) -> list[str]:
     """Each run's values of the fields the figures draw as line style ('' for none)."""
     styled = [p for p in ctx.axes.styled if p in frame.columns]
@@ -69,27 +95,21 @@ def variants(frame: pd.DataFrame, ctx: Ctx) -> list[str]:
 
 
 def run_series(frame: pd.DataFrame, ctx: Ctx) -> pd.Series:
-    """Each run's line style: its clip mode, in comparison mode its label as well, and its
-    values of the styled swept fields ('none · lr=0.01')."""
+    """Each run's line style: its clip mode and its values of the styled swept fields
+    ('none · lr=0.01'). Not its label: comparing stores, each label has panels of its own
+    (:func:`label_panels`)."""
     series = frame["clip"].astype(str)
-    if ctx.multi:
-        series = frame["label"].astype(str) + " · " + series
     swept = pd.Series(variants(frame, ctx), index=frame.index, dtype=object)
     return series.where(swept == "", series + " · " + swept)
 
 
 def series_order(frame: pd.DataFrame, ctx: Ctx) -> list[str]:
-    """The line styles in legend order: label, clip, then swept values by magnitude (as text
+    """The line styles in legend order: clip, then swept values by magnitude (as text
     'lr=1e-05' would sort after 'lr=0.001')."""
     styled = [p for p in ctx.axes.styled if p in frame.columns]
-    labels = list(dict.fromkeys(frame["label"])) if "label" in frame.columns else []
     rows = sorted(
         zip(frame.to_dict("records"), run_series(frame, ctx), strict=True),
-        key=lambda rs: (
-            labels.index(rs[0]["label"]) if labels else 0,
-            str(rs[0]["clip"]),
-            [sort_token(v) for v in axis_key(rs[0], styled)],
-        ),
+        key=lambda rs: (str(rs[0]["clip"]), [sort_token(v) for v in axis_key(rs[0], styled)]),
     )
     return list(dict.fromkeys(series for _, series in rows))
 
@@ -106,6 +126,55 @@ def style_order(data: pd.DataFrame, ctx: Ctx) -> list[str]:
     present = set(data["series"])
     known = [s for s in ctx.order if s in present]
     return known + sorted(present - set(known))
+
+
+#: the column facet of a comparison's figures: one panel per (column value, label)
+PANEL = "panel"
+#: the panels' order (column value, then label), carried beside :data:`PANEL` in the data
+PANEL_RANK = "panel_rank"
+#: the place of a panel's column value alone: the panels of one value (one per label) share it
+PANEL_GROUP = "panel_group"
+
+
+def panel_name(ctx: Ctx, col: str, value: Any, label: Any) -> Any:
+    """The column facet value of a run at ``value`` of ``col`` (its T, its phase): the value
+    itself, or comparing stores 'T = 16 · mine'."""
+    return f"{col} = {value} · {label}" if ctx.multi else value
+
+
+def _value_order(values: list[Any]) -> list[Any]:
+    """As seaborn orders a facet's values: numbers by magnitude, anything else (a phase: init,
+    end) in order of first appearance."""
+    unique = list(dict.fromkeys(values))
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in unique)
+    return sorted(unique, key=sort_token) if numeric else unique
+
+
+def label_panels(data: pd.DataFrame, ctx: Ctx, col: str) -> tuple[pd.DataFrame, str]:
+    """``data`` and the column to facet it by: ``col``, or comparing stores :data:`PANEL`,
+    one panel per (``col`` value, label), in the order of the values, then of the labels (the
+    first label, the baseline, first: each label's panel beside the baseline's)."""
+    if not ctx.multi or data.empty:
+        return data, col
+    pairs = list(zip(data[col].tolist(), data["label"].astype(str), strict=True))
+    labels = [*ctx.labels, *sorted({label for _, label in pairs} - set(ctx.labels))]
+    group = {v: n for n, v in enumerate(_value_order([v for v, _ in pairs]))}
+    ranked = sorted(set(pairs), key=lambda p: (group[p[0]], labels.index(p[1])))
+    rank = {pair: n for n, pair in enumerate(ranked)}
+    return data.assign(
+        **{
+            PANEL: [panel_name(ctx, col, v, label) for v, label in pairs],
+            PANEL_RANK: [rank[pair] for pair in pairs],
+            PANEL_GROUP: [group[v] for v, _ in pairs],
+        }
+    ), PANEL
+
+
+def panel_order(data: pd.DataFrame, col: str) -> list[Any] | None:
+    """The column facets' order for :data:`PANEL`; ``None`` (seaborn's own) for any other."""
+    if col != PANEL or PANEL_RANK not in data.columns:
+        return None
+    return list(data.sort_values(PANEL_RANK, kind="stable")[PANEL].drop_duplicates())
 
 
 def hidden_missing(frame: pd.DataFrame) -> list[str]:
@@ -131,6 +200,8 @@ class Ctx:
     multi: bool
     axes: Axes = field(default_factory=Axes)
     order: list[str] = field(default_factory=list)
+    #: the stores' labels in the order given (the first is the baseline)
+    labels: list[str] = field(default_factory=list)
     #: the profile the figures compare: "hidden" (||dL/dh_t||) or, where some architecture
     #: hides its state (a sequence core without a perturbation), "input" (||dL/dx_t||)
     profile: str = "hidden"
@@ -139,6 +210,10 @@ class Ctx:
     def of(cls, frame: pd.DataFrame, multi: bool, axes: Axes) -> Ctx:
         ctx = cls(palette(frame["arch"].dropna()), multi, axes, profile=profile_kind(frame))
         ctx.order = series_order(frame, ctx)
+        # the order the caller gave (build_report keeps it in attrs), else of first appearance
+        given = frame.attrs.get("labels")
+        found = frame["label"].astype(str).tolist() if "label" in frame.columns else []
+        ctx.labels = [str(x) for x in given] if given else list(dict.fromkeys(found))
         return ctx
 
     @property
@@ -146,8 +221,6 @@ class Ctx:
         return "‖∂L/∂h_t‖" if self.profile == "hidden" else "‖∂L/∂x_t‖"
 
     def style_title(self) -> str:
-        """The legend's title for the line styles: what the style column encodes."""
-        return " · ".join(
-            [*(["label"] if self.multi else []), "clip"]
-            + [self.axes.shown[p] for p in self.axes.styled]
-        )
+        """The legend's title for the line styles: what the style column encodes (the label
+        is a facet, named in each panel's title)."""
+        return " · ".join(["clip", *(self.axes.shown[p] for p in self.axes.styled)])
