@@ -171,6 +171,33 @@ def test_a_same_name_pair_and_an_axis_the_baseline_does_not_sweep() -> None:
     assert np.allclose(compared["delta_solved_rate"], 0.0)
     ((_, view),) = comparison_views(numbers, compared, ["base", "mine"], {"train.lr": "lr"})
     assert list(view.index.names) == ["arch", "lr", "T", "clip"]
+    # these runs have no run ids: nothing says they are the same runs
+    assert not compared["same_runs"].any()
+    assert set(view.index.get_level_values("arch")) == {"lstm"}
+
+
+def test_rows_of_the_same_runs_are_marked() -> None:
+    def with_ids(rows: list[dict[str, Any]], prefix: str = "") -> list[dict[str, Any]]:
+        return [
+            r | {"run_id": f"{prefix}{r['arch']}-{r['seq_len']}-{r['clip']}-{r['seed']}"}
+            for r in rows
+        ]
+
+    base = with_ids(_sweep("base", ("lstm", "gru")))
+    # mine: the same lstm runs (the same ids) and a cell of its own
+    mine = with_ids(_sweep("mine", ("lstm",))) + with_ids(_sweep("mine", ("mycell",)), "m")
+    numbers = question_numbers(_frame(base + mine))
+    compared = comparison_numbers(numbers, ["base", "mine"], [])
+    same = compared.set_index(["arch", "against"])["same_runs"].groupby(level=[0, 1]).all()
+    assert same.to_dict() == {
+        ("lstm", "gru"): False,
+        ("lstm", "lstm"): True,
+        ("mycell", "gru"): False,
+        ("mycell", "lstm"): False,
+    }
+    views = dict(comparison_views(numbers, compared, ["base", "mine"]))
+    lstm = next(v for c, v in views.items() if "base's lstm" in c)
+    assert set(lstm.index.get_level_values("arch")) == {"lstm (same runs)", "mycell"}
 
 
 def test_no_comparison_for_one_store() -> None:

@@ -1,11 +1,13 @@
-"""Full-page screenshots of the smoke, demo and comparison reports in headless chromium.
+"""Full-page screenshots of the smoke, demo and two comparison reports in headless chromium.
 
-Three reports are drawn as a reader sees them, 1280 px wide and as tall as the page:
+Four reports are drawn as a reader sees them, 1280 px wide and as tall as the page:
 
 * ``smoke.png``: a tiny sweep of every task (copy, adding) x rnn/lstm/gru x three clip modes;
 * ``demo.png``: the committed reference report ``reports/demo/index.html``, as it is;
 * ``comparison.png``: a two-label comparison, the built-ins ("baseline") against a user's cell
-  ("mine": ``mgu`` and the lstm), from :func:`helpers.comparison_stores`.
+  ("mine": ``mgu`` and the lstm), from :func:`helpers.comparison_stores`;
+* ``compare.png``: the committed reference comparison ``reports/compare/index.html`` (the
+  demo's runs against the user cell of ``examples/compare_cell``), as it is.
 
 Each PNG is checked: a PNG signature, 1280 px wide, as tall as the page measured in the same
 browser (capped at :data:`MAX_HEIGHT` px; a taller page is shot to the cap and the test says so),
@@ -74,6 +76,7 @@ probe_size = 16
 curve_points = 5
 """
 DEMO = REPO / "reports" / "demo" / "index.html"
+COMPARE = REPO / "reports" / "compare" / "index.html"
 
 # Injected into a copy of the page: once everything has loaded, writes the page's height into
 # the DOM, which --dump-dom returns.
@@ -214,7 +217,13 @@ def demo_report() -> Path:
     return DEMO
 
 
-@pytest.mark.parametrize("name", ["smoke", "demo", "comparison"])
+@pytest.fixture(scope="module")
+def compare_report() -> Path:
+    assert COMPARE.is_file(), f"the reference report {COMPARE} is missing"
+    return COMPARE
+
+
+@pytest.mark.parametrize("name", ["smoke", "demo", "comparison", "compare"])
 def test_full_page_screenshot(
     name: str, shots: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -67,6 +67,7 @@ def comparison_numbers(numbers: pd.DataFrame, labels: list[str], paths: list[str
         for b in sorted(fitting, key=lambda b: str(b["arch"])):
             row = {k: r[k] for k in ("label", "task", "arch", *paths, "seq_len", "clip")}
             row["against"] = b["arch"]
+            row["same_runs"] = bool(r.get("runs_key")) and r.get("runs_key") == b.get("runs_key")
             for column, _, _ in COMPARED:
                 mine, theirs = _number(r.get(column)), _number(b.get(column))
                 row |= {column: mine, f"baseline_{column}": theirs}
@@ -121,7 +122,12 @@ def comparison_views(
         )
         rows = {
             ((r["label"],) if multi else ())
-            + (r["arch"], *map(value_text, axis_key(r, paths)), int(r["seq_len"]), r["clip"]): {
+            + (
+                r["arch"] + (" (same runs)" if r.get("same_runs") else ""),
+                *map(value_text, axis_key(r, paths)),
+                int(r["seq_len"]),
+                r["clip"],
+            ): {
                 f"Δ {title}": delta(r[column], r[f"baseline_{column}"], decimals)
                 for column, title, decimals in metrics
             }
@@ -150,5 +156,7 @@ def comparison_note(labels: list[str]) -> str:
         "is compared minus baseline, of the medians over seeds (of the rates for solved and "
         "diverged): a positive Δ solved rate, gradient span or task memory span, or a "
         "negative Δ norm. loss, is better; Δ r and Δ λ_1 > 0 mean the gradient decays less "
-        "per step (towards explosion past r = 1, λ_1 = 0)."
+        "per step (towards explosion past r = 1, λ_1 = 0). '(same runs)': both stores hold "
+        "runs of the same run ids (the same config, seed and code), so that row compares a run "
+        "with itself: its Δ is 0 up to the two machines' rounding."
     )
