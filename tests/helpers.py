@@ -142,6 +142,32 @@ def worker_pids(parent: int) -> list[int]:
     return pids
 
 
+#: A report's smoke sweep: copy and adding, three architectures, three clip modes, T in {10, 20},
+#: 8 steps of a width-4 model: every section of a report in seconds (the layout and screenshot
+#: tests draw it).
+REPORT_SMOKE = """
+name = "smoke"
+[grid]
+task = ["copy", "adding"]
+arch = ["rnn", "lstm", "gru"]
+seq_len = [10, 20]
+clip = ["none", "norm:1.0", "value:0.5"]
+seed = [0]
+[model]
+hidden_size = 4
+[train]
+steps = 8
+batch_size = 8
+[diagnostics]
+checkpoints = 1
+eval_size = 32
+profile_batch_size = 8
+probe_max_lag = 4
+probe_size = 16
+curve_points = 5
+"""
+
+
 #: A two-label comparison as a user runs one: a baseline store of the built-ins and a store of
 #: the user's cell (examples/compare_cell/mycell.py, registered as "mgu") plus the lstm, on the
 #: adding problem at two T, with and without clipping, two seeds. Tiny and fast: the report's

@@ -200,11 +200,14 @@ def test_comparison_mode_keeps_learning_rates_and_labels_apart(lrs: Path, tmp_pa
     table = pd.read_csv(out / "tables" / "headline.csv")
     assert len(table) == 8 and set(table["runs"]) == {2}
     md = (out / "report.md").read_text()
-    # b's architectures against each of a's, at each learning rate
+    # b's architectures against each of a's, at each learning rate; b is a copy of a, so each
+    # same-name pair is of the same runs, and says so
     for against in ("gru", "rnn"):
         rows = _md_rows(md, f"### task: adding · b against a's {against}")
         assert sorted((r[0], r[1]) for r in rows) == [
-            (arch, lr) for arch in ("gru", "rnn") for lr in ("0.001", "0.01")
+            (arch + (" (same runs)" if arch == against else ""), lr)
+            for arch in ("gru", "rnn")
+            for lr in ("0.001", "0.01")
         ]
     assert "line style and marker = clip · lr (each label in panels of its own)" in md
     assert len(_md_rows(md, "### task: adding")) == 8  # label x arch x lr

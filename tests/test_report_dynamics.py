@@ -10,7 +10,9 @@ import shutil
 import sqlite3
 import warnings
 from pathlib import Path
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +21,7 @@ import rnnbench
 from rnnbench.report import build_report
 from rnnbench.report import dynamics as dyn
 from rnnbench.report.axes import Axes
-from rnnbench.report.style import Ctx
+from rnnbench.report.style import BUILTIN_COLOURS, USER_COLOURS, Ctx
 from rnnbench.results.grouping import load_pooled_runs
 from rnnbench.results.store import load_results
 
@@ -158,17 +160,40 @@ def test_store_recorded_the_dynamics(store: Path) -> None:
     assert all(isinstance(d, dict) and d.get("task_probe") for d in frame["dynamics"])
 
 
-def test_dynamics_figures_are_written_and_embedded(report: Path) -> None:
-    for name in DYNAMICS_FIGURES:
+def _flat_fractions(store: Path) -> list[str]:
+    """The saturated fractions ('gate_saturation') that no run of ``store`` has above 0."""
+    frame = load_results(store)
+    return [
+        key
+        for key in ("gate_saturation", "tanh_saturation")
+        if not any(
+            v > 0
+            for profiles in frame["profiles"]
+            if isinstance(profiles, list) and profiles
+            for v in (profiles[-1].get(key) or [])
+        )
+    ]
+
+
+def test_dynamics_figures_are_written_and_embedded(store: Path, report: Path) -> None:
+    # a fraction at 0 in every run has no figure (a grid of flat lines), a sentence instead
+    flat = _flat_fractions(store)
+    drawn = [name for name in DYNAMICS_FIGURES if name.removesuffix("_end") not in flat]
+    for name in drawn:
         for ext in ("png", "svg"):
             path = report / "figures" / f"{name}.{ext}"
             assert path.is_file() and path.stat().st_size > 1000, path
+    for key in flat:
+        assert not (report / "figures" / f"{key}_end.png").exists()
     html = (report / "index.html").read_text()
     md = (report / "report.md").read_text()
     for anchor in DYNAMICS_ANCHORS:
         assert f"id='{anchor}'" in html and f"href='#{anchor}'" in html
-    for name in DYNAMICS_FIGURES:
+    for name in drawn:
         assert f"(figures/{name}.png)" in md
+    saturation = _section(md, "Saturation through time")
+    for key in flat:
+        assert f"No run had saturated {key.split('_')[0]} units" in saturation
     assert NOT_RECORDED not in md
     # the new sections sit after the gradient profiles, before the learning curves
     titles = [line[3:] for line in md.splitlines() if line.startswith("## ")]
@@ -324,6 +349,8 @@ def test_figures_without_their_data_return_nothing(store: Path) -> None:
     rnn = frame[frame["arch"] == "rnn"].reset_index(drop=True)
     ctx = Ctx.of(rnn, multi=False, axes=Axes())
     assert dyn.fig_cell_gradient(rnn, ctx) == []  # no LSTM: no cell state
+    # a saturated tanh unit somewhere, so that the tanh figure has something to draw
+    rnn["profiles"] = [_saturated(p, "tanh_saturation") for p in rnn["profiles"]]
     made = {name for name, _, _ in dyn.fig_saturation(rnn, ctx)}
     assert made == {"tanh_saturation_end"}  # the tanh RNN has neither gates nor a forget gate
     fake = _fake_runs()
@@ -331,3 +358,72 @@ def test_figures_without_their_data_return_nothing(store: Path) -> None:
     for make in (dyn.fig_jacobian_sigma, dyn.fig_lyapunov_spectrum, dyn.fig_saturation):
         assert make(fake, ctx) == []
     assert dyn.dynamics_recorded(fake) and not dyn.dynamics_recorded(fake.iloc[2:])
+
+
+def _saturated(profiles: list[dict[str, Any]], key: str, value: float = 0.03) -> list[Any]:
+    """``profiles`` with the end checkpoint's ``key`` at ``value`` from its second step on."""
+    end = dict(profiles[-1])
+    end[key] = [0.0] + [value] * (len(end[key]) - 1)
+    return [*profiles[:-1], end]
+
+
+def _saturation_frame(peak: float) -> pd.DataFrame:
+    """Two labels' lstm runs at two T whose gate saturation peaks at ``peak`` (mine's at half
+    of it), tanh saturation 0 everywhere, forget gate 0.9."""
+    rows = []
+    for label, scale in (("base", 1.0), ("mine", 0.5)):
+        for t in (4, 8):
+            gate = [peak * scale * k / (t - 1) for k in range(t)]
+            end = {"gate_saturation": gate, "tanh_saturation": [0.0] * t, "forget_gate": [0.9] * t}
+            rows += [
+                {
+                    "label": label,
+                    "task": "adding",
+                    "arch": "lstm",
+                    "seq_len": t,
+                    "clip": "none",
+                    "seed": seed,
+                    "status": "ok",
+                    "profiles": [end, end],
+                }
+                for seed in (0, 1)
+            ]
+    frame = pd.DataFrame(rows)
+    frame.attrs["labels"] = ["base", "mine"]
+    return frame
+
+
+@pytest.mark.parametrize(("peak", "top"), [(0.03, 1.15 * 0.03), (0.004, dyn.SATURATION_FLOOR)])
+def test_saturation_y_range_fits_the_data(peak: float, top: float) -> None:
+    frame = _saturation_frame(peak)
+    made = dyn.fig_saturation(frame, Ctx.of(frame, multi=True, axes=Axes()))
+    figures = {name: (fig, caption) for name, fig, caption in made}
+    # no run has a saturated tanh unit: no figure of it, the first caption says so
+    assert sorted(figures) == ["forget_gate_end", "gate_saturation_end"]
+    assert "No run had saturated tanh units at any step" in figures["gate_saturation_end"][1]
+    gate, _ = figures["gate_saturation_end"]
+    limits = {ax.get_ylim() for ax in gate.axes if ax.has_data()}
+    # one range for every panel (two T by two labels): from a little below 0 to the fit top
+    assert len(limits) == 1 and len([ax for ax in gate.axes if ax.has_data()]) == 4
+    ((low, high),) = limits
+    assert high == pytest.approx(top) and -0.05 * top <= low <= 0
+    (forget_low, forget_high), *_ = {ax.get_ylim() for ax in figures["forget_gate_end"][0].axes}
+    assert forget_low < 0 and forget_high > 1  # a gate's mean keeps its [0, 1] range
+    for fig, _ in figures.values():
+        plt.close(fig)
+
+
+def test_no_saturation_figure_where_nothing_saturated() -> None:
+    frame = _saturation_frame(0.0)
+    # no forget gate either (a GRU-like cell): nothing to draw at all
+    ends = [{k: v for k, v in p[-1].items() if k != "forget_gate"} for p in frame["profiles"]]
+    frame["profiles"] = [[end, end] for end in ends]
+    assert dyn.fig_saturation(frame, Ctx.of(frame, multi=True, axes=Axes())) == []
+    # the section's note then says why, not that nothing was recorded
+    assert "no unit saturated" in dyn.EMPTY_NOTES["fig-saturation"]
+
+
+def test_cell_gradient_colours_are_no_architectures() -> None:
+    architectures = {c.lower() for c in (*BUILTIN_COLOURS.values(), *USER_COLOURS)}
+    assert not {c.lower() for c in dyn.CELL_COLOURS.values()} & architectures
+    assert len(set(dyn.CELL_COLOURS.values())) == 2

@@ -1,11 +1,15 @@
 """Layout of the report's figures: drawn as saved, no two texts overlap, nothing falls outside
 the saved image, and no visible panel is empty; on four stores: a smoke-like one with a missing
-T, a single run, a two-label comparison with a user cell (its labels facet columns), and six
-clip modes at six T (six line styles, each with a marker, six column facets)."""
+T, a single run, a two-label comparison with a user cell (its labels facet columns, a row per
+(task, T), so a figure is two panels wide), and six clip modes at six T (six line styles, each
+with a marker, six column facets); and the saturation figures on runs made up to saturate.
+Also: one tick style on every log axis, labels clear of the data, the comparison heatmap's
+rows per label."""
 
 from __future__ import annotations
 
 import itertools
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,44 +17,31 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
+from helpers import REPORT_SMOKE as SMOKE
 from helpers import comparison_stores
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
 import rnnbench
+from rnnbench.report.axes import Axes as SweptAxes
 from rnnbench.report.build import report_figures
+from rnnbench.report.dynamics import fig_saturation
 from rnnbench.report.lines import MARKER_GID
-from rnnbench.report.render import _tight_box
+from rnnbench.report.logticks import MAX_TICKS, PLAIN, log_label, log_ticks, minor_ticks
+from rnnbench.report.overlays import CLIP_GID
+from rnnbench.report.render import DPI, _tight_box
+from rnnbench.report.style import Ctx
 
-#: copy and adding, three architectures, three clip modes, T in {10, 20}; adding also at
-#: T = 30, so the copy row of every T-faceted grid lacks a panel
-SMOKE = """
-name = "smoke"
-[grid]
-task = ["copy", "adding"]
-arch = ["rnn", "lstm", "gru"]
-seq_len = [10, 20]
-clip = ["none", "norm:1.0", "value:0.5"]
-seed = [0]
-[model]
-hidden_size = 4
-[train]
-steps = 8
-batch_size = 8
-[diagnostics]
-checkpoints = 1
-eval_size = 32
-profile_batch_size = 8
-probe_max_lag = 4
-probe_size = 16
-curve_points = 5
-"""
+#: the smoke-like sweep (tests/helpers.py); adding also at T = 30 (EXTRA), so the copy row of
+#: every T-faceted grid lacks a panel
 EXTRA = (
     SMOKE.replace('"smoke"', '"extra"')
     .replace('task = ["copy", "adding"]', 'task = ["adding"]')
@@ -80,6 +71,9 @@ CLIPS = (
 CLIP_MODES = ["none", "norm:0.5", "norm:1", "norm:5", "value:0.5", "value:1"]
 #: how far (pixels) a text or panel may reach past the saved image's edge
 _EDGE_TOL = 1.5
+#: the widest a saved figure may be (pixels at the report's DPI): the HTML page's width, at
+#: which its tick labels are drawn at their size, not scaled down
+MAX_WIDTH = 1200
 
 
 def _store(root: Path, *texts: str) -> Path:
@@ -215,37 +209,32 @@ def _figures(*stores: Path, labels: list[str] | None = None) -> dict[str, Figure
         return {name: fig for _, figures in made for name, fig, _ in figures}
 
 
-@pytest.fixture(scope="module")
-def smoke_figures(smoke_store: Path) -> Iterator[dict[str, Figure]]:
-    figures = _figures(smoke_store)
+def _closed_after(figures: dict[str, Figure]) -> Iterator[dict[str, Figure]]:
+    """A fixture's figures, closed once its tests are done."""
     yield figures
     for fig in figures.values():
         plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def smoke_figures(smoke_store: Path) -> Iterator[dict[str, Figure]]:
+    yield from _closed_after(_figures(smoke_store))
 
 
 @pytest.fixture(scope="module")
 def single_figures(single_store: Path) -> Iterator[dict[str, Figure]]:
-    figures = _figures(single_store)
-    yield figures
-    for fig in figures.values():
-        plt.close(fig)
+    yield from _closed_after(_figures(single_store))
 
 
 @pytest.fixture(scope="module")
 def comparison_figures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Figure]]:
     baseline, mine = comparison_stores(tmp_path_factory.mktemp("layout_comparison"))
-    figures = _figures(baseline, mine, labels=["baseline", "mine"])
-    yield figures
-    for fig in figures.values():
-        plt.close(fig)
+    yield from _closed_after(_figures(baseline, mine, labels=["baseline", "mine"]))
 
 
 @pytest.fixture(scope="module")
 def clips_figures(clips_store: Path) -> Iterator[dict[str, Figure]]:
-    figures = _figures(clips_store)
-    yield figures
-    for fig in figures.values():
-        plt.close(fig)
+    yield from _closed_after(_figures(clips_store))
 
 
 def _check(name: str, fig: Figure) -> None:
@@ -262,8 +251,8 @@ SMOKE_FIGURES = (
     "jacobian_sigma1_end",
     "lyapunov_init",
     "lyapunov_end",
-    "tanh_saturation_end",
-    "gate_saturation_end",
+    # no gate_saturation_end, tanh_saturation_end: runs this short saturate no unit, and a
+    # fraction at 0 in every run has no figure (test_saturation_figure_layout draws them)
     "forget_gate_end",
     "task_probe",
     "learning_curves",
@@ -320,22 +309,235 @@ def _legend_texts(fig: Figure) -> list[str]:
     return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
 
 
+def _row_titles(fig: Figure) -> list[str]:
+    """seaborn's row titles: margin texts turned 270°, right of the last column."""
+    return [t.get_text() for ax in fig.axes for t in ax.texts if t.get_rotation() == 270]
+
+
 def test_comparison_labels_are_facet_columns(comparison_figures: dict[str, Figure]) -> None:
-    # one panel per (T, label), by T, the baseline's first; no label among the line styles
-    columns = [f"T = {t} · {label}" for t in (8, 16) for label in ("baseline", "mine")]
-    for name in ("learning_curves", "grad_norm_training", "task_probe", "cell_gradient_end"):
+    # a column per label, the baseline's first; a row per (task, T); no label among the styles
+    rows = [f"adding · T = {t}" for t in (8, 16)]
+    for name in ("learning_curves", "grad_norm_training", "task_probe", "memory_capacity"):
         fig = comparison_figures[name]
-        assert _column_titles(fig) == columns, name
+        assert _column_titles(fig) == ["baseline", "mine"], name
+        assert _row_titles(fig) == rows, name
         legend = _legend_texts(fig)
         assert "clip" in legend and not [t for t in legend if "label" in t or "mine" in t]
-    phases = [f"phase = {p} · {label}" for p in ("init", "end") for label in ("baseline", "mine")]
-    assert _column_titles(comparison_figures["grad_factor"]) == phases
+    cell = comparison_figures["cell_gradient_end"]  # both stores have an lstm
+    assert _column_titles(cell) == ["baseline", "mine"]
+    assert _row_titles(cell) == [f"adding · lstm · T = {t}" for t in (8, 16)]
+    factor = comparison_figures["grad_factor"]
+    assert _column_titles(factor) == ["baseline", "mine"]
+    assert _row_titles(factor) == [f"adding · phase = {p}" for p in ("init", "end")]
     heatmap = _column_titles(comparison_figures["solved_heatmap"])
     assert heatmap == [
         f"adding · clip {clip} · {label}"
         for label in ("baseline", "mine")
         for clip in ("none", "norm:1")
     ]
+
+
+def _panel_columns(fig: Figure) -> int:
+    """How many panels the shown panels of ``fig`` put side by side (a colour bar is none)."""
+    fig.canvas.draw()
+    panels = [ax for ax in fig.axes if _shown(ax) and ax.get_label() != "<colorbar>"]
+    return len({round(ax.get_position().x0, 3) for ax in panels})
+
+
+def test_comparison_figures_are_as_wide_as_the_labels(
+    comparison_figures: dict[str, Figure],
+) -> None:
+    # two labels: two panels side by side (the heatmap: its two clip modes), and the saved
+    # image fits the page's 1200 px at the report's DPI
+    for name, fig in comparison_figures.items():
+        assert _panel_columns(fig) <= 2, name
+        width = _tight_box(fig).width * DPI
+        assert width <= MAX_WIDTH, (name, width)
+
+
+def _heatmap_rows(ax: Axes) -> tuple[list[str], np.ndarray]:
+    """A heatmap panel's row names and its cells (masked where a cell has no runs)."""
+    (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    cells = np.ma.masked_invalid(np.ma.asarray(mesh.get_array()))
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    rows = len(ax.get_yticks())
+    return names, cells.reshape(rows, -1)
+
+
+def test_comparison_heatmap_lists_only_each_labels_architectures(
+    comparison_figures: dict[str, Figure],
+) -> None:
+    fig = comparison_figures["solved_heatmap"]
+    fig.canvas.draw()
+    panels = [ax for ax in fig.axes if _shown(ax) and ax.get_title()]
+    archs = {"baseline": ["gru", "lstm", "rnn"], "mine": ["lstm", "mgu"]}
+    for ax in panels:
+        names, cells = _heatmap_rows(ax)
+        label = ax.get_title().rsplit(" · ", 1)[1]
+        # every row has a cell: no blank row of another label's architecture
+        assert not cells.mask.all(axis=1).any(), ax.get_title()
+        assert cells.shape[0] == len(archs[label]), ax.get_title()
+        if any(names):  # the first panel of a row of panels names the rows
+            assert names == archs[label], ax.get_title()
+
+
+def test_memory_capacity_spans_zero_to_one(
+    comparison_figures: dict[str, Figure], smoke_figures: dict[str, Figure]
+) -> None:
+    for figures in (comparison_figures, smoke_figures):
+        panels = [ax for ax in figures["memory_capacity"].axes if _shown(ax)]
+        assert panels and {ax.get_ylim() for ax in panels} == {(0.0, 1.02)}
+
+
+def _log_axes(figures: dict[str, Figure]) -> Iterator[tuple[str, Axes]]:
+    for name, fig in figures.items():
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if _shown(ax) and ax.get_yscale() == "log":
+                yield name, ax
+
+
+def _plain(text: str) -> bool:
+    return bool(re.fullmatch(r"\d+(\.\d+)?", text))
+
+
+def test_log_axes_share_one_tick_style(
+    comparison_figures: dict[str, Figure],
+    smoke_figures: dict[str, Figure],
+    clips_figures: dict[str, Figure],
+) -> None:
+    found = 0
+    for figures in (comparison_figures, smoke_figures, clips_figures):
+        for name, ax in _log_axes(figures):
+            found += 1
+            low, high = ax.get_ylim()
+            majors = [t for t in ax.yaxis.get_major_ticks() if low <= t.get_loc() <= high]
+            labels = [t.label1.get_text() for t in majors if t.label1.get_visible()]
+            labels = [text for text in labels if text]
+            assert 2 <= len(labels) <= MAX_TICKS, (name, labels)
+            # minor ticks carry no label where labelled major ticks are in view
+            minors = [t.label1.get_text() for t in ax.yaxis.get_minor_ticks()]
+            assert not [m for m in minors if m], (name, minors)
+            for tick, text in zip(majors, labels, strict=False):
+                value = tick.get_loc()
+                plain = PLAIN[0] <= value * (1 + 1e-9) and value < PLAIN[1]
+                assert _plain(text) == plain, (name, value, text)  # else '$10^{-5}$'
+    assert found > 10
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "ticks"),
+    [
+        (0.4, 6.0, [0.5, 1, 2, 5]),
+        (0.05, 3.0, [0.1, 0.3, 1, 3]),
+        (0.0028, 0.013, [0.003, 0.005, 0.01]),
+        (0.38, 1.1, [0.4, 0.5, 0.6, 0.8, 1]),
+        (0.8, 1.3, [0.8, 1.0, 1.2]),
+        (1e-3, 10.0, [1e-3, 1e-2, 0.1, 1, 10]),
+        (1e-17, 0.1, [1e-16, 1e-12, 1e-8, 1e-4]),
+    ],
+)
+def test_log_ticks_are_few_and_round(low: float, high: float, ticks: list[float]) -> None:
+    assert log_ticks(low, high) == pytest.approx(ticks)
+    assert not set(minor_ticks(low, high)) & set(log_ticks(low, high))
+
+
+def test_log_labels_are_plain_in_range_and_powers_outside() -> None:
+    assert [log_label(v) for v in (0.5, 2.0, 0.01, 0.001, 100.0)] == [
+        "0.5",
+        "2",
+        "0.01",
+        "0.001",
+        "100",
+    ]
+    assert log_label(1e-6) == "$10^{-6}$" and log_label(1e4) == "$10^{4}$"
+    assert log_label(2e-5) == "$2\\times10^{-5}$"
+
+
+def test_task_probe_delay_labels_are_readable_and_clear_of_the_data(
+    comparison_figures: dict[str, Figure], smoke_figures: dict[str, Figure]
+) -> None:
+    for figures in (comparison_figures, smoke_figures):
+        fig = figures["task_probe"]
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        found = 0
+        for ax in (ax for ax in fig.axes if _shown(ax)):
+            for text in (t for t in ax.texts if "reads at d =" in t.get_text()):
+                found += 1
+                assert text.get_rotation() == 0 and text.get_fontsize() >= 7
+                box = text.get_window_extent(renderer)
+                assert _inside(box, ax.get_window_extent(renderer)), text.get_text()
+                # its bottom above every drawn value (score, band, seed line)
+                bottom = ax.transData.inverted().transform((box.x0, box.y0))[1]
+                assert bottom > _data_top(ax), text.get_text()
+        assert found == len([ax for ax in fig.axes if _shown(ax)])
+
+
+def _data_top(ax: Axes) -> float:
+    """The highest value any line of ``ax`` draws (the reference lines span x, not y)."""
+    tops = [
+        float(np.nanmax(np.asarray(line.get_ydata(), dtype=float)))
+        for line in ax.get_lines()
+        if np.size(line.get_ydata()) > 2
+    ]
+    return max(tops, default=-np.inf)
+
+
+def test_clip_threshold_labels_sit_inside_their_panel(clips_figures: dict[str, Figure]) -> None:
+    fig = clips_figures["grad_norm_training"]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    for ax in (ax for ax in fig.axes if _shown(ax)):
+        labels = [t for t in ax.texts if t.get_gid() == CLIP_GID]
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        assert len(boxes) == 3 and all(t.get_fontsize() >= 8 for t in labels)
+        assert all(_inside(b, ax.get_window_extent(renderer)) for b in boxes)
+        assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2))
+
+
+def _saturation_runs(labels: tuple[str, ...]) -> pd.DataFrame:
+    """lstm and gru runs at T = 6 and 12 (and copy at 12 only) whose gates and tanh units
+    saturate a little, for each label; two seeds."""
+    rows = []
+    for n, label in enumerate(labels):
+        for task, t in (("adding", 6), ("adding", 12), ("copy", 12)):
+            for arch, seed in itertools.product(("lstm", "gru"), (0, 1)):
+                ramp = [0.02 * (n + 1 + seed) * k / t for k in range(t)]
+                end = {"gate_saturation": ramp, "tanh_saturation": ramp[::-1]}
+                if arch == "lstm":
+                    end["forget_gate"] = [0.8 + 0.01 * k for k in range(t)]
+                rows.append(
+                    {
+                        "label": label,
+                        "task": task,
+                        "arch": arch,
+                        "seq_len": t,
+                        "clip": "none",
+                        "seed": seed,
+                        "status": "ok",
+                        "profiles": [end, end],
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    frame.attrs["labels"] = list(labels)
+    return frame
+
+
+@pytest.mark.parametrize("labels", [("one",), ("baseline", "mine")])
+def test_saturation_figure_layout(labels: tuple[str, ...]) -> None:
+    frame = _saturation_runs(labels)
+    made = fig_saturation(frame, Ctx.of(frame, multi=len(labels) > 1, axes=SweptAxes()))
+    assert [name for name, _, _ in made] == [
+        "gate_saturation_end",
+        "tanh_saturation_end",
+        "forget_gate_end",
+    ]
+    for name, fig, _ in made:
+        _check(name, fig)
+        if len(labels) > 1:
+            assert _panel_columns(fig) <= len(labels), name
+        plt.close(fig)
 
 
 def test_clip_sweep_figure_layout(clips_figures: dict[str, Figure]) -> None:

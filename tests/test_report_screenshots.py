@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import REPO, comparison_stores
+from helpers import REPO, REPORT_SMOKE, comparison_stores
 from test_report import CHROMIUM, _chromium
 
 import rnnbench
@@ -52,29 +52,6 @@ MAX_HEIGHT = 30_000
 #: a stretch of identical pixel rows this tall means the browser stopped drawing
 MAX_BLANK = 1_500
 
-#: every task x three architectures x every clip mode, 8 steps (tests/test_report_layout.py's
-#: SMOKE): a smoke run's report in seconds
-SMOKE = """
-name = "smoke"
-[grid]
-task = ["copy", "adding"]
-arch = ["rnn", "lstm", "gru"]
-seq_len = [10, 20]
-clip = ["none", "norm:1.0", "value:0.5"]
-seed = [0]
-[model]
-hidden_size = 4
-[train]
-steps = 8
-batch_size = 8
-[diagnostics]
-checkpoints = 1
-eval_size = 32
-profile_batch_size = 8
-probe_max_lag = 4
-probe_size = 16
-curve_points = 5
-"""
 DEMO = REPO / "reports" / "demo" / "index.html"
 COMPARE = REPO / "reports" / "compare" / "index.html"
 
@@ -200,7 +177,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def smoke_report(shots: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("shots_smoke")
-    (root / "smoke.toml").write_text(SMOKE)
+    (root / "smoke.toml").write_text(REPORT_SMOKE)
     rnnbench.run_sweep(root / "smoke.toml", root / "smoke.db", workers=0, threads=1, progress=None)
     return build_report([root / "smoke.db"], shots / "smoke")
 

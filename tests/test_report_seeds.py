@@ -337,6 +337,11 @@ def test_coinciding_clip_modes_each_show_their_own_markers() -> None:
     plt.close(fig)
 
 
+def _row_titles(fig: Figure) -> list[str]:
+    """seaborn's row titles (margin texts, turned 270°, right of the last column)."""
+    return [t.get_text() for ax in fig.axes for t in ax.texts if t.get_rotation() == 270]
+
+
 def test_a_comparison_gives_each_label_panels_of_its_own() -> None:
     rows = [_run(s, t, label=lab) for lab in ("mine", "base") for s in (0, 1) for t in (5, 10)]
     frame = _frame(rows)
@@ -344,8 +349,9 @@ def test_a_comparison_gives_each_label_panels_of_its_own() -> None:
     ctx = Ctx.of(frame, multi=True, axes=Axes())
     assert ctx.style_title() == "clip"
     ((_, fig, caption),) = figs.fig_grad_factor(frame, ctx)
-    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert titles == [f"phase = {p} · {lab}" for p in ("init", "end") for lab in ("base", "mine")]
+    # a column per label, the baseline's first; a row per (task, phase), init first
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["base", "mine"]
+    assert _row_titles(fig) == ["adding · phase = init", "adding · phase = end"]
     # each label's two seeds are a line of their own, not pooled into four
     assert "median over 2 seeds" in caption and _bands(fig) == 0
     legend = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
@@ -354,38 +360,51 @@ def test_a_comparison_gives_each_label_panels_of_its_own() -> None:
     # without the given order, the order of first appearance
     del frame.attrs["labels"]
     ((_, fig, _),) = figs.fig_grad_factor(frame, Ctx.of(frame, multi=True, axes=Axes()))
-    assert [ax.get_title() for ax in fig.axes if ax.get_title()][:2] == [
-        "phase = init · mine",
-        "phase = init · base",
-    ]
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["mine", "base"]
     plt.close(fig)
 
 
-def test_a_comparison_shares_y_between_the_labels_of_one_t() -> None:
-    rows = [
-        _run(s, t, label=lab, grad_factor_init=(0.2 if lab == "base" else 0.9) * (1 + 0.01 * s))
-        for lab in ("base", "mine")
-        for s in (0, 1)
-        for t in (5, 10)
-    ]
-    frame = _frame(rows)
-    ctx = Ctx.of(frame, multi=True, axes=Axes())
-    ((_, fig, _),) = figs.fig_grad_factor(frame, ctx)
-    init = [ax for ax in fig.axes if ax.get_title().startswith("phase = init")]
-    assert len(init) == 2 and init[0].get_ylim() == init[1].get_ylim()
-    low, high = init[0].get_ylim()
-    assert low < 0.2 and high > 0.9
+def _factor_runs(multi: bool) -> pd.DataFrame:
+    """r at init far below r at the end, base's far below mine's (single store: base's alone)."""
+    labels = ("base", "mine") if multi else ("base",)
+    return _frame(
+        [
+            _run(
+                s,
+                t,
+                label=lab,
+                grad_factor_init=(0.2 if lab == "base" else 0.5) * (1 + 0.01 * s),
+                grad_factor=(0.6 if lab == "base" else 0.9) * (1 + 0.01 * s),
+            )
+            for lab in labels
+            for s in (0, 1)
+            for t in (5, 10)
+        ]
+    )
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_the_factor_panels_of_a_task_share_y(multi: bool) -> None:
+    # init and end (and, comparing, each label) on one y range: r reads across the panels
+    frame = _factor_runs(multi)
+    ((_, fig, _),) = figs.fig_grad_factor(frame, Ctx.of(frame, multi=multi, axes=Axes()))
+    panels = [ax for ax in fig.axes if ax.has_data()]
+    assert len(panels) == (4 if multi else 2)
+    limits = np.array([ax.get_ylim() for ax in panels])
+    assert np.allclose(limits, limits[0], rtol=1e-9)  # equal but for rounding
+    low, high = limits[0]
+    assert low < 0.2 and high > (0.9 if multi else 1.0)
     plt.close(fig)
 
 
 def test_a_comparison_marks_a_divergence_in_its_labels_panel() -> None:
     curve = {"grad_norm": {"step": [0, 10], "value": [3.0, 50.0]}}
-    rows = [_run(0, 10, label=lab, curves=curve) for lab in ("base", "mine")]
-    rows[1] |= {"status": "diverged", "diverged_step": 10}
+    rows = [_run(0, t, label=lab, curves=curve) for lab in ("base", "mine") for t in (5, 10)]
+    rows[3] |= {"status": "diverged", "diverged_step": 10}  # mine at T = 10
     frame = _frame(rows)
     ((_, fig, _),) = figs.fig_grad_norm_training(frame, Ctx.of(frame, multi=True, axes=Axes()))
-    marks = {
-        ax.get_title(): sum(line.get_marker() == "x" for line in ax.get_lines()) for ax in fig.axes
-    }
-    assert marks == {"T = 10 · base": 0, "T = 10 · mine": 1}
+    grid = np.array(fig.axes).reshape(2, 2)  # rows T = 5, 10; columns base, mine
+    marks = [[sum(ln.get_marker() == "x" for ln in ax.get_lines()) for ax in r] for r in grid]
+    assert marks == [[0, 0], [0, 1]]
+    assert _row_titles(fig) == ["adding · T = 5", "adding · T = 10"]
     plt.close(fig)

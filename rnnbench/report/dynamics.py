@@ -8,28 +8,25 @@ themselves are measured in training (:mod:`rnnbench.diagnostics.dynamics`,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from rnnbench.report.figures import Figures
 from rnnbench.report.lines import reference_line, relplot
 from rnnbench.report.overlays import seed_note
-from rnnbench.report.style import Ctx, label_panels, with_series
+from rnnbench.report.records import checkpoints, dynamics_of, long_frame
+from rnnbench.report.style import Ctx, label_panels
 
 #: what a dynamics section says where no run recorded the dynamics
 NOT_RECORDED = (
     "Not recorded (switched off in [diagnostics], or the runs were stored before rnnbench "
     "recorded the dynamics)."
 )
-#: the columns every long frame here starts with: a run's key and its line style
-KEY = ["label", "task", "T", "arch", "clip", "seed", "series"]
 _PHASES = (("init", "at initialisation"), ("end", "at the end of training"))
 _SCALARS = (
     "jacobian_sigma1",
@@ -44,40 +41,6 @@ _SCALARS = (
 _PROFILE_KEYS = ("sigma", "gate_saturation", "tanh_saturation", "forget_gate")
 
 
-def _checkpoints(run: Any) -> dict[str, dict[str, Any]]:
-    """A run's first (init) and last (end) profile checkpoints; {} where it has none."""
-    profiles = getattr(run, "profiles", None)
-    if not isinstance(profiles, list) or not profiles:
-        return {}
-    first, last = profiles[0], profiles[-1]
-    return {
-        phase: entry for phase, entry in (("init", first), ("end", last)) if isinstance(entry, dict)
-    }
-
-
-def _dynamics(run: Any) -> dict[str, Any]:
-    value = getattr(run, "dynamics", None)
-    return value if isinstance(value, dict) else {}
-
-
-def _long(
-    frame: pd.DataFrame,
-    ctx: Ctx,
-    columns: list[str],
-    rows_of: Callable[[Any], Iterable[tuple[Any, ...]]],
-) -> pd.DataFrame:
-    """One row per (run, what ``rows_of(run)`` yields): the run's :data:`KEY`, then
-    ``columns``; rows whose last column (the value) is not a finite number are dropped."""
-    rows: list[tuple[Any, ...]] = []
-    for run in with_series(frame, ctx).itertuples():
-        key = (run.label, run.task, int(run.seq_len), run.arch, run.clip, run.seed, run.series)
-        rows.extend((*key, *rest) for rest in rows_of(run))
-    data = pd.DataFrame(rows, columns=[*KEY, *columns])
-    value = columns[-1]
-    data[value] = pd.to_numeric(data[value], errors="coerce").astype(np.float64)
-    return data[np.isfinite(data[value])].copy()
-
-
 def dynamics_recorded(frame: pd.DataFrame) -> bool:
     """Whether any run recorded a dynamics quantity (runs stored before rnnbench recorded
     them have none of the columns, the ``dynamics`` record or the profile keys)."""
@@ -87,62 +50,30 @@ def dynamics_recorded(frame: pd.DataFrame) -> bool:
             if values.notna().any():
                 return True
     for run in frame.itertuples():
-        if any(v is not None for v in _dynamics(run).values()):
+        if any(v is not None for v in dynamics_of(run).values()):
             return True
-        if any(key in entry for entry in _checkpoints(run).values() for key in _PROFILE_KEYS):
+        if any(key in entry for entry in checkpoints(run).values() for key in _PROFILE_KEYS):
             return True
     return False
-
-
-class _PlainLogFormatter(ticker.LogFormatterSciNotation):
-    """Log-axis tick labels as plain numbers (0.02, 0.1, 3) where matplotlib labels a tick."""
-
-    def __call__(self, x: float, pos: int | None = None) -> str:
-        text = str(super().__call__(x, pos))
-        return f"{x:.3g}" if text else text
-
-
-def _plain_log_ticks(fig: Figure) -> None:
-    """Readable ticks on log axes: within a decade (σ_1 between 0.8 and 1.3) matplotlib's log
-    ticks leave stretches unlabelled, so there the ticks are round values (1 among them); on a wider
-    axis within [0.001, 10⁴] its labels are plain numbers (one notation per axis: beyond that
-    range 10⁻⁶ stays a power of ten)."""
-    for ax in fig.axes:
-        low, high = ax.get_ylim()
-        if ax.get_yscale() != "log" or not 0 < low < high:
-            continue
-        if high / low < 10:
-            ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
-            ax.yaxis.set_minor_locator(ticker.NullLocator())
-            ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
-        elif low >= 1e-3 and high < 1e4:
-            ax.yaxis.set_major_formatter(_PlainLogFormatter())
-            ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
 
 
 # --- σ_1 of the step Jacobian ---------------------------------------------------------------
 
 
 def _sigma1_rows(run: Any) -> Iterator[tuple[Any, ...]]:
-    for phase, entry in _checkpoints(run).items():
+    for phase, entry in checkpoints(run).items():
         for t, values in enumerate(entry.get("sigma") or []):
             yield phase, t, values[0] if values else math.nan
 
 
 def sigma_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
     """σ_1 of J_t per run, checkpoint (init, end) and step t; only positive values (log y)."""
-    data = _long(frame, ctx, ["phase", "t", "sigma1"], _sigma1_rows)
+    data = long_frame(frame, ctx, ["phase", "t", "sigma1"], _sigma1_rows)
     return data[data["sigma1"] > 0].copy()
 
 
-def _sigma_marks(grid: sns.FacetGrid) -> None:
-    """σ_1 = 1, where the gradient neither shrinks nor grows, and round log ticks."""
-    reference_line(grid.figure, 1.0)
-    _plain_log_ticks(grid.figure)
-
-
 def fig_jacobian_sigma(frame: pd.DataFrame, ctx: Ctx) -> Figures:
-    data, col = label_panels(sigma_frame(frame, ctx), ctx, "T")
+    data, row, col = label_panels(sigma_frame(frame, ctx), ctx, "T")
     out = []
     for phase, words in _PHASES:
         sub = data[data["phase"] == phase]
@@ -152,18 +83,19 @@ def fig_jacobian_sigma(frame: pd.DataFrame, ctx: Ctx) -> Figures:
             sub,
             x="t",
             y="sigma1",
-            row="task",
+            row=row,
             col=col,
             ctx=ctx,
             labels=("time step t", "σ_1(J_t)"),
             log=True,
-            overlay=_sigma_marks,
+            # σ_1 = 1: the gradient neither shrinks nor grows there
+            overlay=lambda grid: reference_line(grid.figure, 1.0),
         ).figure
         fig.suptitle(f"Largest singular value of the step Jacobian {words}", y=1.02)
         caption = (
             f"σ_1, the largest singular value of the step Jacobian J_t = ∂s_{{t+1}}/∂s_t (s: "
             f"the top layer's state, the LSTM's (h, c)), against step t {words}; each value is "
-            f"the median over a sub-batch of sequences; {seed_note(sub, 'task', col)}; "
+            f"the median over a sub-batch of sequences; {seed_note(sub, row, col)}; "
             "log y; dashed line at σ_1 = 1. The gradient reaching k steps back is bounded by "
             "the product of the σ_1 it passes through: σ_1 < 1 at every step makes it vanish "
             "geometrically, σ_1 > 1 lets it grow."
@@ -176,7 +108,7 @@ def fig_jacobian_sigma(frame: pd.DataFrame, ctx: Ctx) -> Figures:
 
 
 def _lyapunov_rows(run: Any) -> Iterator[tuple[Any, ...]]:
-    dynamics = _dynamics(run)
+    dynamics = dynamics_of(run)
     for phase, key in (("init", "lyapunov_init"), ("end", "lyapunov")):
         for i, value in enumerate(dynamics.get(key) or [], start=1):
             yield phase, i, value
@@ -184,11 +116,11 @@ def _lyapunov_rows(run: Any) -> Iterator[tuple[Any, ...]]:
 
 def lyapunov_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
     """λ_i per run, phase (init, end) and index i = 1..k."""
-    return _long(frame, ctx, ["phase", "i", "lyapunov"], _lyapunov_rows)
+    return long_frame(frame, ctx, ["phase", "i", "lyapunov"], _lyapunov_rows)
 
 
 def fig_lyapunov_spectrum(frame: pd.DataFrame, ctx: Ctx) -> Figures:
-    data, col = label_panels(lyapunov_frame(frame, ctx), ctx, "T")
+    data, row, col = label_panels(lyapunov_frame(frame, ctx), ctx, "T")
     out = []
     for phase, words in _PHASES:
         sub = data[data["phase"] == phase]
@@ -198,7 +130,7 @@ def fig_lyapunov_spectrum(frame: pd.DataFrame, ctx: Ctx) -> Figures:
             sub,
             x="i",
             y="lyapunov",
-            row="task",
+            row=row,
             col=col,
             ctx=ctx,
             labels=("exponent index i", "λ_i (nats / step)"),
@@ -212,7 +144,7 @@ def fig_lyapunov_spectrum(frame: pd.DataFrame, ctx: Ctx) -> Figures:
             "the index i; dashed line at 0. λ_1 < 0: the dynamics contract, perturbations (and "
             "gradients) decay and the network forgets; λ_1 ≈ 0: marginal, information "
             "persists; λ_1 > 0: chaotic, nearby states diverge (gradients explode); "
-            f"{seed_note(sub, 'task', col)}."
+            f"{seed_note(sub, row, col)}."
         )
         out.append((f"lyapunov_{phase}", grid.figure, caption))
     return out
@@ -249,43 +181,71 @@ def saturation_frame(frame: pd.DataFrame, ctx: Ctx, key: str) -> pd.DataFrame:
     """The profile quantity ``key`` (a list over steps) at the end, per run and step t."""
 
     def rows(run: Any) -> Iterator[tuple[Any, ...]]:
-        entry = _checkpoints(run).get("end", {})
+        entry = checkpoints(run).get("end", {})
         yield from enumerate(entry.get(key) or [])
 
-    return _long(frame, ctx, ["t", "value"], rows)
+    return long_frame(frame, ctx, ["t", "value"], rows)
 
 
-def _saturation_limits(grid: sns.FacetGrid, key: str, data: pd.DataFrame) -> None:
-    """A gate's mean spans [0, 1]; a saturated fraction is often small: show up to a little
-    above its largest value (at least 0.1, so an all-zero curve reads as zero)."""
-    top = 1.0 if key == "forget_gate" else min(1.0, max(0.1, 1.2 * data["value"].max()))
+#: the lowest top of a saturated fraction's y axis: fractions of a few thousandths stay near
+#: the bottom, read as near 0
+SATURATION_FLOOR = 0.02
+
+
+def saturation_top(key: str, data: pd.DataFrame) -> float:
+    """The top of a saturation figure's y axis, one for all its panels so that they compare: 1
+    for a gate's mean (it spans [0, 1]); for a saturated fraction, often small (0.03), a
+    little above the largest (1.15 ×), at least :data:`SATURATION_FLOOR`."""
+    if key == "forget_gate":
+        return 1.0
+    return min(1.0, max(SATURATION_FLOOR, 1.15 * float(data["value"].max())))
+
+
+def _saturation_limits(grid: sns.FacetGrid, key: str, top: float) -> None:
+    # a little below 0: a curve at 0 stays off the bottom spine
     for ax in grid.axes.flat:
-        ax.set_ylim(-0.03 * top, 1.03 * top)
+        ax.set_ylim(-0.03 * top, 1.03 * top if key == "forget_gate" else top)
+
+
+def _saturation_figure(
+    data: pd.DataFrame, facets: tuple[str, str], ctx: Ctx, entry: tuple[str, str, str]
+) -> tuple[str, Figure, str]:
+    (key, ylabel, caption), (row, col) = entry, facets
+    grid = relplot(
+        data,
+        x="t",
+        y="value",
+        row=row,
+        col=col,
+        ctx=ctx,
+        labels=("time step t", ylabel),
+        log=False,
+        overlay=partial(_saturation_limits, key=key, top=saturation_top(key, data)),
+    )
+    grid.figure.suptitle(f"{ylabel[0].upper()}{ylabel[1:]} through time (end)", y=1.02)
+    seeds = seed_note(data, row, col)
+    return f"{key}_end", grid.figure, f"{caption} {seeds[0].upper()}{seeds[1:]}."
 
 
 def fig_saturation(frame: pd.DataFrame, ctx: Ctx) -> Figures:
     out = []
-    for key, ylabel, caption in _SATURATION:
-        data, col = label_panels(saturation_frame(frame, ctx, key), ctx, "T")
+    # the fractions no run has above 0: no figure (a grid of flat lines at 0 says nothing), a
+    # sentence in the section's first caption instead
+    flat = []
+    for entry in _SATURATION:
+        data, row, col = label_panels(saturation_frame(frame, ctx, entry[0]), ctx, "T")
         if data.empty:
             continue  # no run has the quantity (no gates, no LSTM, switched off)
-        grid = relplot(
-            data,
-            x="t",
-            y="value",
-            row="task",
-            col=col,
-            ctx=ctx,
-            labels=("time step t", ylabel),
-            log=False,
-            overlay=partial(_saturation_limits, key=key, data=data),
-        )
-        title = f"{ylabel[0].upper()}{ylabel[1:]} through time (end)"
-        if key != "forget_gate" and not (data["value"] > 0).any():  # overlapping lines at 0
-            title += ": none saturated in any run"
-        grid.figure.suptitle(title, y=1.02)
-        seeds = seed_note(data, "task", col)
-        out.append((f"{key}_end", grid.figure, f"{caption} {seeds[0].upper()}{seeds[1:]}."))
+        if entry[0] != "forget_gate" and not (data["value"] > 0).any():
+            flat.append(entry[1])
+            continue
+        out.append(_saturation_figure(data, (row, col), ctx, entry))
+    if flat and out:
+        name, fig, caption = out[0]
+        which = " or ".join(flat)
+        them = "them" if len(flat) > 1 else "it"
+        note = f"No run had {which} at any step (a fraction of 0 throughout): no figure of {them}."
+        out[0] = (name, fig, f"{caption} {note}")
     return out
 
 
@@ -293,7 +253,7 @@ def fig_saturation(frame: pd.DataFrame, ctx: Ctx) -> Figures:
 
 
 def _task_probe_rows(run: Any) -> Iterator[tuple[Any, ...]]:
-    probe = _dynamics(run).get("task_probe")
+    probe = dynamics_of(run).get("task_probe")
     if not isinstance(probe, dict):
         return
     chance = float(probe.get("chance") or 0.0)
@@ -309,75 +269,91 @@ def task_probe_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
     """The task probe's curve per run and delay d: the raw score, chance, the delay the task
     reads at (``needed``) and the normalised score (score − chance) / (1 − chance)."""
     columns = ["delay", "score", "chance", "needed", "normalised"]
-    return _long(frame, ctx, columns, _task_probe_rows)
+    return long_frame(frame, ctx, columns, _task_probe_rows)
 
 
-def _needed_markers(grid: sns.FacetGrid, data: pd.DataFrame, col: str) -> None:
-    """A dotted vertical line in each panel at the (median) delay at which its task reads."""
-    for key, sub in data.groupby(["task", col]):
+#: the task probe's y range: the normalised score's [0, 1] with room above it for the delay's
+#: label, which then sits over no curve
+_PROBE_Y = (-0.05, 1.25)
+#: where the delay's label sits (data y, above every score)
+_PROBE_LABEL_Y = 1.14
+
+
+def _needed_markers(grid: sns.FacetGrid, data: pd.DataFrame, facets: tuple[str, str]) -> None:
+    """A dotted vertical line in each panel at the (median) delay at which its task reads, and
+    beside it, horizontal above the curves, 'task reads at d = 22': on the panel's wider side
+    of the line, so the label stays inside the panel."""
+    for key, sub in data.groupby(list(facets)):
         ax = grid.axes_dict.get(key)
         needed = sub["needed"].dropna()
         if ax is None or needed.empty:
             continue
         d = float(needed.median())
         ax.axvline(d, color="0.2", ls=":", lw=1.5, zorder=0)
+        low, high = float(sub["delay"].min()), float(sub["delay"].max())
+        right = d - low < high - d
         ax.text(
             d,
-            0.27,
-            f" read at d={d:g} ",
-            rotation=90,
-            fontsize=7,
+            _PROBE_LABEL_Y,
+            f" task reads at d = {d:g} " if right else f"task reads at d = {d:g} ",
+            fontsize=8,
             color="0.2",
-            ha="right",
+            ha="left" if right else "right",
             va="center",
-            transform=ax.get_xaxis_transform(),
         )
 
 
-def _task_probe_marks(grid: sns.FacetGrid, data: pd.DataFrame, col: str) -> None:
+def _task_probe_marks(grid: sns.FacetGrid, data: pd.DataFrame, facets: tuple[str, str]) -> None:
     """The span's threshold 0.5, the delay each task reads at, and the score's full range."""
     reference_line(grid.figure, 0.5)
-    _needed_markers(grid, data, col)
+    _needed_markers(grid, data, facets)
     for ax in grid.axes.flat:
-        ax.set_ylim(-0.05, 1.05)
+        ax.set_ylim(*_PROBE_Y)
+        ax.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0])  # no tick in the label's room above 1
 
 
 def fig_task_probe(frame: pd.DataFrame, ctx: Ctx) -> Figures:
-    data, col = label_panels(task_probe_frame(frame, ctx), ctx, "T")
+    data, row, col = label_panels(task_probe_frame(frame, ctx), ctx, "T")
     if data.empty:
         return []
     grid = relplot(
         data,
         x="delay",
         y="normalised",
-        row="task",
+        row=row,
         col=col,
         ctx=ctx,
         labels=("delay d since presentation (steps)", "normalised decoding"),
         log=False,
-        overlay=lambda grid: _task_probe_marks(grid, data, col),
+        overlay=lambda grid: _task_probe_marks(grid, data, (row, col)),
     )
     grid.figure.suptitle("Task memory probe: what the task needs, decoded from h_t", y=1.02)
     caption = (
         "Normalised decoding (score − chance) / (1 − chance) of what the task needs from a "
         "linear readout of h_t against the delay d since it was presented, on the task's own "
         "inputs, at the end of training (copy: each data symbol, accuracy, chance 1/classes; "
-        f"adding: the first marked value, r², chance 0); {seed_note(data, 'task', col)}. "
+        f"adding: the first marked value, r², chance 0); {seed_note(data, row, col)}. "
         "Dashed line at 0.5: the task memory span is the largest delay up to which the curve "
-        "stays above it; dotted vertical line: the delay at which the task reads it. A curve "
-        "below 0.5 before the dotted line: the information is gone when the task needs it."
+        "stays above it; dotted vertical line (labelled): the delay at which the task reads "
+        "it. A curve below 0.5 before the dotted line: the information is gone when the task "
+        "needs it."
     )
     return [("task_probe", grid.figure, caption)]
 
 
 # --- the LSTM's cell-state gradient ---------------------------------------------------------
 
-_CELL = "‖∂L/∂c_t‖ (cell state)"
-_HIDDEN = "‖∂L/∂h_t‖ (hidden state)"
+# the symbols alone (the caption names the states): a legend of 'hidden state' words widened a
+# three-T figure past the page
+_CELL = "‖∂L/∂c_t‖"
+_HIDDEN = "‖∂L/∂h_t‖"
+#: colour is the gradient here, not the architecture: two greys, which no architecture has
+#: (:data:`rnnbench.report.style.BUILTIN_COLOURS`, :data:`~rnnbench.report.style.USER_COLOURS`)
+CELL_COLOURS = {_CELL: "#333333", _HIDDEN: "#999999"}
 
 
 def _cell_rows(run: Any) -> Iterator[tuple[Any, ...]]:
-    entry = _checkpoints(run).get("end", {})
+    entry = checkpoints(run).get("end", {})
     cells = entry.get("cell_norms")
     if not cells:
         return
@@ -388,38 +364,38 @@ def _cell_rows(run: Any) -> Iterator[tuple[Any, ...]]:
 
 def cell_gradient_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
     """||dL/dc_t|| and ||dL/dh_t|| at the end, per run with a cell state and step t."""
-    data = _long(frame, ctx, ["task · arch", "gradient", "t", "norm"], _cell_rows)
+    data = long_frame(frame, ctx, ["task · arch", "gradient", "t", "norm"], _cell_rows)
     return data[data["norm"] > 0].copy()
 
 
 def fig_cell_gradient(frame: pd.DataFrame, ctx: Ctx) -> Figures:
-    data, col = label_panels(cell_gradient_frame(frame, ctx), ctx, "T")
+    # comparing stores a row per (task, arch, T) and a column per label: a row of T beside T
+    # for each label would be twice as wide
+    data, row, col = label_panels(cell_gradient_frame(frame, ctx), ctx, "T", row="task · arch")
     if data.empty:
         return []
-    colours = sns.color_palette("colorblind", n_colors=10)
     grid = relplot(
         data,
         x="t",
         y="norm",
-        row="task · arch",
+        row=row,
         col=col,
         ctx=ctx,
         labels=("time step t", "gradient norm"),
         log=True,
         hue="gradient",
-        palette={_CELL: colours[4], _HIDDEN: colours[7]},
+        palette=CELL_COLOURS,
         row_template="{row_name}",
-        overlay=lambda grid: _plain_log_ticks(grid.figure),
     )
     fig = grid.figure
     fig.suptitle("LSTM: cell-state gradient beside the hidden-state gradient (end)", y=1.02)
     caption = (
-        "‖∂L/∂c_t‖ (the LSTM's cell state) beside ‖∂L/∂h_t‖ against step t at the end of "
-        f"training; log y; zeros are masked; {seed_note(data, 'task · arch', col, 'gradient')}. "
-        "The cell "
-        "path c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t carries the gradient back through the forget "
-        "gate alone (the constant-error carousel): where f_t ≈ 1 ‖∂L/∂c_t‖ stays flat far "
-        "back. Colour here is the gradient, not the architecture."
+        "‖∂L/∂c_t‖ (the LSTM's cell state) beside ‖∂L/∂h_t‖ (its hidden state) against step t "
+        "at the end of training; log y; zeros are masked; "
+        f"{seed_note(data, row, col, 'gradient')}. The cell path c_t = f_t ⊙ c_{{t−1}} + i_t "
+        "⊙ g_t carries the gradient back through the forget gate alone (the constant-error "
+        "carousel): where f_t ≈ 1 ‖∂L/∂c_t‖ stays flat far back. Colour here is the gradient "
+        "(dark grey ‖∂L/∂c_t‖, light grey ‖∂L/∂h_t‖), not the architecture."
     )
     return [("cell_gradient_end", fig, caption)]
 
@@ -428,5 +404,6 @@ def fig_cell_gradient(frame: pd.DataFrame, ctx: Ctx) -> Figures:
 EMPTY_NOTES = {
     "fig-cell": "No data: no finished LSTM run recorded the cell-state gradient (only the "
     "LSTM has a cell state).",
-    "fig-saturation": "No data: no finished run recorded a gate or tanh saturation.",
+    "fig-saturation": "No figure: no finished run recorded a gate or tanh saturation above 0 "
+    "(no unit saturated at any step, or no architecture has gates or a tanh).",
 }

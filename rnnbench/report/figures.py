@@ -24,6 +24,8 @@ from rnnbench.report.tables import headline_numbers
 
 #: What a figure function returns: (file stem, figure, caption) per figure.
 Figures = list[tuple[str, Figure, str]]
+#: the top of the memory capacity's y axis: r² = 1 and the width of the line drawn there
+MEMORY_TOP = 1.02
 
 
 def _profile_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
@@ -61,7 +63,7 @@ def _profile_frame(frame: pd.DataFrame, ctx: Ctx) -> pd.DataFrame:
 
 
 def fig_gradient_profiles(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
-    data, col = label_panels(_profile_frame(frame, ctx), ctx, "T")
+    data, row, col = label_panels(_profile_frame(frame, ctx), ctx, "T")
     out = []
     for phase, words in (("init", "at initialisation"), ("end", "at the end of training")):
         sub = data[data["phase"] == phase]
@@ -71,20 +73,20 @@ def fig_gradient_profiles(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figu
             sub,
             x="t",
             y="norm",
-            row="task",
+            row=row,
             col=col,
             ctx=ctx,
             labels=("time step t", ctx.symbol),
             log=True,
         ).figure
-        title = seed_title(sub, "task", col)
+        title = seed_title(sub, row, col)
         fig.suptitle(f"Gradient norm through time {words} ({title})", y=1.02)
         out.append(
             (
                 f"grad_profile_{phase}",
                 fig,
                 f"{ctx.symbol} against time step t {words}; log y; zeros (below the float "
-                f"floor) are masked; {seed_note(sub, 'task', col)}.",
+                f"floor) are masked; {seed_note(sub, row, col)}.",
             )
         )
     return out
@@ -112,14 +114,14 @@ def _curve_frame(frame: pd.DataFrame, ctx: Ctx, curve: str, normalise: bool) -> 
 
 
 def fig_learning_curves(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
-    data, col = label_panels(_curve_frame(frame, ctx, "loss", normalise=True), ctx, "T")
+    data, row, col = label_panels(_curve_frame(frame, ctx, "loss", normalise=True), ctx, "T")
     if data.empty:
         return []
     fig = relplot(
         data,
         x="step",
         y="value",
-        row="task",
+        row=row,
         col=col,
         ctx=ctx,
         labels=("training step", "loss / baseline loss"),
@@ -132,7 +134,7 @@ def fig_learning_curves(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure
             "learning_curves",
             fig,
             "Training loss divided by the task's baseline loss against step; the dashed line "
-            f"at 1 is the trivial baseline; {seed_note(data, 'task', col)}; log y.",
+            f"at 1 is the trivial baseline; {seed_note(data, row, col)}; log y.",
         )
     ]
 
@@ -177,50 +179,95 @@ def _heatmap_panel(ax: Any, sub: pd.DataFrame, rows: list[str], lens: list[int])
     )
 
 
-def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
-    numbers = headline_numbers(frame)
-    if numbers.empty:
-        return []
-    numbers["row"], rows = _heatmap_rows(numbers, ctx)
+#: a heatmap panel's key (task, label, clip) and its headline rows
+_Panel = tuple[tuple[Any, ...], pd.DataFrame]
+
+
+def _heatmap_groups(
+    numbers: pd.DataFrame, ctx: Ctx, rows: list[str]
+) -> list[tuple[list[str], list[_Panel]]]:
+    """The heatmap's groups of panels, each with the rows its panels list: a single store's
+    panels one group, each listing every row; comparing stores one group per (task, label),
+    each listing that label's rows alone (another label's architecture is a blank row there)."""
     # each label's panels in the order given (the baseline's first), not by name
     labels = list(dict.fromkeys([*ctx.labels, *numbers["label"].astype(str)]))
     panels = sorted(
         numbers.groupby(["task", "label", "clip"], sort=True),
         key=lambda kv: (kv[0][0], labels.index(str(kv[0][1])), kv[0][2]),
     )
-    ncols = panel_columns([key[0] for key, _ in panels])
-    nrows = math.ceil(len(panels) / ncols)
-    lens = sorted(int(t) for t in numbers["seq_len"].unique())
+    if not ctx.multi:
+        return [(rows, panels)]
+    groups: dict[tuple[Any, ...], list[_Panel]] = {}
+    for key, sub in panels:
+        groups.setdefault(key[:2], []).append((key, sub))
+    out = []
+    for members in groups.values():
+        present = set(pd.concat([sub["row"] for _, sub in members]))
+        out.append(([r for r in rows if r in present], members))
+    return out
+
+
+def _heatmap_grid(
+    groups: list[tuple[list[str], list[_Panel]]], ncols: int, lens: list[int]
+) -> tuple[Figure, Any, list[tuple[list[str], list[_Panel]]]]:
+    """The figure, its axes and its rows of panels (each with the rows its panels list): each
+    group's panels wrapped at ``ncols``, each row of panels as tall as its rows need."""
+    lines = [
+        (rows, members[i : i + ncols])
+        for rows, members in groups
+        for i in range(0, len(members), ncols)
+    ]
+    heights = [len(rows) for rows, _ in lines]
     fig, axes = plt.subplots(
-        nrows,
+        len(lines),
         ncols,
         squeeze=False,
-        figsize=(0.7 * len(lens) + 2.2) * np.array([ncols, 0])
-        + np.array([0, (0.35 * len(rows) + 1.2) * nrows]),
+        figsize=((0.7 * len(lens) + 2.2) * ncols, sum(0.35 * h + 1.2 for h in heights)),
+        gridspec_kw={"height_ratios": heights},
     )
-    row_gap(fig, nrows)
-    for ax, ((task, label, clip), sub) in zip(axes.flat, panels, strict=False):
-        _heatmap_panel(ax, sub, rows, lens)
-        ax.set_title(f"{task} · clip {clip}" + (f" · {label}" if ctx.multi else ""), fontsize=9)
-        ax.set_xlabel("sequence length T (steps)")
-        ax.set_ylabel(" · ".join(["architecture", *(ctx.axes.shown[p] for p in ctx.axes.styled)]))
-    # every panel has the same rows: name them once, left of each row of panels, so a long row
-    # name ('lstm · hidden_size=32') cannot run into the panel to its left
-    for ax in axes[:, 1:].flat:
-        ax.set_ylabel("")
-        ax.tick_params(axis="y", left=False, labelleft=False)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.set_visible(False)
+    row_gap(fig, len(lines))
+    return fig, axes, lines
+
+
+def fig_solved_heatmap(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
+    numbers = headline_numbers(frame)
+    if numbers.empty:
+        return []
+    numbers["row"], rows = _heatmap_rows(numbers, ctx)
+    groups = _heatmap_groups(numbers, ctx, rows)
+    # a single store's: as many columns as a task has panels; comparing, a (task, label)
+    ncols = panel_columns([key[: 2 if ctx.multi else 1] for _, ps in groups for key, _ in ps])
+    lens = sorted(int(t) for t in numbers["seq_len"].unique())
+    fig, axes, lines = _heatmap_grid(groups, ncols, lens)
+    ylabel = " · ".join(["architecture", *(ctx.axes.shown[p] for p in ctx.axes.styled)])
+    for line, (line_rows, members) in zip(axes, lines, strict=True):
+        for n, (ax, ((task, label, clip), sub)) in enumerate(zip(line, members, strict=False)):
+            _heatmap_panel(ax, sub, line_rows, lens)
+            ax.set_title(f"{task} · clip {clip}" + (f" · {label}" if ctx.multi else ""), fontsize=9)
+            ax.set_xlabel("sequence length T (steps)")
+            # the panels of a row of panels have the same rows: named once, left of the row, so
+            # a long row name ('lstm · hidden_size=32') cannot run into the panel to its left
+            ax.set_ylabel(ylabel if n == 0 else "")
+            if n:
+                ax.tick_params(axis="y", left=False, labelleft=False)
+        for ax in line[len(members) :]:
+            ax.set_visible(False)
     mappable = plt.cm.ScalarMappable(cmap="viridis", norm=matplotlib.colors.Normalize(0, 1))
     # a short label: a colorbar's label longer than the bar leaves a one-row figure on
     # matplotlib 3.8, which does not count it in the tight box (the caption says the rest)
     fig.colorbar(mappable, ax=axes.ravel().tolist(), label="solved rate", shrink=0.8)
+    panels = (
+        "one row of panels per task and label, listing that label's architectures, one panel "
+        "per clip mode"
+        if ctx.multi
+        else "one panel per task and clip mode"
+    )
     return [
         (
             "solved_heatmap",
             fig,
             "Fraction of seeds that solved the task (cell text: solved k/n), architecture × T, "
-            f"one panel per task{', label' if ctx.multi else ''} and clip mode.",
+            f"{panels}.",
         )
     ]
 
@@ -240,16 +287,18 @@ def fig_grad_factor(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, st
     if data.empty:
         return []
     data["T"] = data["T"].astype(int)
-    data, col = label_panels(data, ctx, "phase")
+    data, row, col = label_panels(data, ctx, "phase")
     fig = relplot(
         data,
         x="T",
         y="r",
-        row="task",
+        row=row,
         col=col,
         ctx=ctx,
         labels=("sequence length T (steps)", "per-step gradient factor r"),
         log=True,
+        # one y range for a task's panels: r at init reads against r at the end
+        share_y="task",
         overlay=lambda grid: reference_line(grid.figure, 1.0),
     ).figure
     fig.suptitle("Per-step gradient factor r (r < 1 vanishing, r > 1 exploding)", y=1.02)
@@ -258,7 +307,8 @@ def fig_grad_factor(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, st
             "grad_factor",
             fig,
             f"Per-step gradient factor r (of {ctx.symbol}) against T at init and at the end of "
-            f"training; dashed line r = 1; {seed_note(data, 'task', col)}; log y.",
+            f"training; dashed line r = 1; {seed_note(data, row, col)}; log y, one y range "
+            "for the panels of one task.",
         )
     ]
 
@@ -274,18 +324,20 @@ def fig_memory_capacity(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure
     data = pd.DataFrame(
         rows, columns=["label", "task", "T", "arch", "clip", "seed", "series", "lag", "r2"]
     )
-    data, col = label_panels(data[np.isfinite(data["r2"].astype(float))].copy(), ctx, "T")
+    finite = data[np.isfinite(data["r2"].astype(float))].copy()
+    data, row, col = label_panels(finite, ctx, "T")
     if data.empty:
         return []
     fig = relplot(
         data,
         x="lag",
         y="r2",
-        row="task",
+        row=row,
         col=col,
         ctx=ctx,
         labels=("lag k (steps back)", "probe r² of input at t − k"),
         log=False,
+        overlay=_unit_range,
     ).figure
     fig.suptitle("Memory capacity curves r²(k)", y=1.02)
     return [
@@ -293,33 +345,41 @@ def fig_memory_capacity(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure
             "memory_capacity",
             fig,
             "Linear-probe r² for recovering the input k steps back from the hidden state; "
-            f"{seed_note(data, 'task', col)}.",
+            f"{seed_note(data, row, col)}; y from 0 to 1 on every panel.",
         )
     ]
 
 
+def _unit_range(grid: sns.FacetGrid) -> None:
+    """r² lies in [0, 1]: every panel on that range, so panels compare at a glance."""
+    for ax in grid.axes.flat:
+        ax.set_ylim(0.0, MEMORY_TOP)
+
+
 def _norm_marks(
-    grid: sns.FacetGrid, frame: pd.DataFrame, data: pd.DataFrame, ctx: Ctx, col: str
+    grid: sns.FacetGrid, frame: pd.DataFrame, data: pd.DataFrame, ctx: Ctx, facets: tuple[str, str]
 ) -> None:
-    """The divergence steps and each panel's clip thresholds."""
+    """The divergence steps and each panel's clip thresholds (``facets``: row and column)."""
     divergence_marks(grid, frame, ctx)
-    clip_thresholds(grid, data, "task", col)
+    clip_thresholds(grid, data, *facets)
 
 
 def fig_grad_norm_training(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure, str]]:
-    data, col = label_panels(_curve_frame(frame, ctx, "grad_norm", normalise=False), ctx, "T")
+    data, row, col = label_panels(
+        _curve_frame(frame, ctx, "grad_norm", normalise=False), ctx, "T"
+    )
     if data.empty:
         return []
     grid = relplot(
         data,
         x="step",
         y="value",
-        row="task",
+        row=row,
         col=col,
         ctx=ctx,
         labels=("training step", "pre-clip global ‖g‖"),
         log=True,
-        overlay=lambda grid: _norm_marks(grid, frame, data, ctx, col),
+        overlay=lambda grid: _norm_marks(grid, frame, data, ctx, (row, col)),
     )
     grid.figure.suptitle(
         "Pre-clip gradient norm during training (dotted ×: divergence step; dotted horizontal: "
@@ -328,7 +388,7 @@ def fig_grad_norm_training(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Fig
     )
     caption = (
         "Global gradient norm before clipping against training step; log y; "
-        f"{seed_note(data, 'task', col)}. Dotted vertical lines with × mark the step at which "
+        f"{seed_note(data, row, col)}. Dotted vertical lines with × mark the step at which "
         "a run diverged (colour = architecture). Dotted horizontal lines: each clip mode's "
         "threshold (grey, labelled): a norm:c run's step above c was rescaled to norm c; "
         "under value:v no element of g can exceed v while the global norm is below v, so "

@@ -1,6 +1,7 @@
 """The line figures' shared grid (:func:`relplot`): seaborn's relplot, one panel per (row,
 column) facet, colour = architecture, each line style (clip mode and styled swept fields) a
-dash *and* a marker; comparing stores, one panel per (T, label) (:func:`label_panels`).
+dash *and* a marker; comparing stores, one column per label and one row per (task, T)
+(:func:`rnnbench.report.style.label_panels`).
 
 Three clip modes often draw one line (none and value:0.5 where nothing was clipped): a dash
 alone then hides the lines under the top one. So every line style also has its own marker
@@ -23,15 +24,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from rnnbench.report.layout import column_gap, hide_empty
+from rnnbench.report.logticks import log_style
 from rnnbench.report.overlays import draw_seeds, integer_ticks
-from rnnbench.report.style import (
-    PANEL,
-    PANEL_GROUP,
-    Ctx,
-    line_looks,
-    panel_order,
-    style_order,
-)
+from rnnbench.report.style import LABEL, PANEL, Ctx, facet_orders, line_looks, style_order
 
 HEIGHT = 2.4
 ASPECT = 1.35
@@ -49,7 +44,8 @@ _HANDLE_LENGTH = 3.2
 
 
 def log_axes(axes: Iterable[Any]) -> None:
-    """Log y only on axes that hold positive data (matplotlib warns on an empty log axis)."""
+    """Log y only on axes that hold positive data (matplotlib warns on an empty log axis), with
+    the report's one log tick style (:mod:`rnnbench.report.logticks`)."""
     for ax in axes:
         ys = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
         ys += [
@@ -60,6 +56,7 @@ def log_axes(axes: Iterable[Any]) -> None:
         values = np.concatenate(ys) if ys else np.empty(0)
         if np.any(np.isfinite(values) & (values > 0)):
             ax.set_yscale("log")
+            log_style(ax.yaxis)  # after set_yscale, which sets matplotlib's own
 
 
 def reference_line(fig: Figure, y: float) -> None:
@@ -128,25 +125,34 @@ def relplot(
     hue: str = "arch",
     palette: dict[str, Any] | None = None,
     row_template: str = "{row_var} = {row_name}",
+    share_y: str | None = None,
     overlay: Callable[[sns.FacetGrid], object] | None = None,
 ) -> sns.FacetGrid:
     """Median lines over seeds, one colour per ``hue``, dash and marker the series; the seeds'
     spread (:func:`rnnbench.report.overlays.draw_seeds`: a band from 4 seeds, thin seed lines
-    below) and integer x ticks over them. ``labels``: the x and y axis labels; ``col``: a
-    column, or :data:`rnnbench.report.style.PANEL` (:func:`label_panels`); ``overlay``: what
-    the figure draws over the lines (reference lines, thresholds, y limits), drawn before the
-    layout is settled: what it adds can widen a panel's tick labels."""
+    below) and integer x ticks over them. ``labels``: the x and y axis labels; ``row``, ``col``:
+    as :func:`rnnbench.report.style.label_panels` gives them (comparing stores, a row per
+    (task, T) and a column per label); ``share_y``: a column of ``data`` whose value groups the
+    panels that share one y range (comparing stores, by default each row: a label's lines read
+    against the baseline's at the same height); ``overlay``: what the figure draws over the
+    lines (reference lines, thresholds, y limits), drawn before the layout is settled: what it
+    adds can widen a panel's tick labels."""
     palette = ctx.palette if palette is None else palette
     orders = (sorted(data[hue].unique()), style_order(data, ctx))
     looks = line_looks(ctx, orders[1])
     dashes = {s: dash for s, (_, dash) in looks.items()}
-    grid = _median_lines(data, (x, y, row, col, hue), palette, orders, looks)
+    facets = facet_orders(data, ctx, row, col)
+    grid = _median_lines(data, (x, y, row, col, hue), palette, (*orders, *facets), looks)
     stagger_markers(grid, looks, log)  # before the seeds' lines, which have no markers
-    # a comparison's panel names say both the value and the label ('T = 16 · mine')
-    grid.set_titles(row_template=row_template, col_template=_col_template(col, data))
+    # a comparison's row names say the task and the value ('adding · T = 16'), its column
+    # names the label alone
+    grid.set_titles(
+        row_template="{row_name}" if row == PANEL else row_template,
+        col_template="{col_name}" if ctx.multi and col == LABEL else "{col_var} = {col_name}",
+    )
     keys = (row, col, hue)
     draw_seeds(grid, data, x=x, y=y, keys=keys, palette=palette, orders=orders, dashes=dashes)
-    share_label_y(grid, data, row, col)
+    share_label_y(grid, data, row, col, share_y or (row if row == PANEL else None))
     integer_ticks(grid, data, x, row, col)
     # after the seeds' lines: seaborn names an unlabelled axis after its column
     grid.set_axis_labels(*labels)
@@ -166,10 +172,11 @@ def _median_lines(
     data: pd.DataFrame,
     names: tuple[str, str, str, str, str],
     palette: dict[str, Any],
-    orders: tuple[list[Any], list[str]],
+    orders: tuple[list[Any], list[str], list[Any] | None, list[Any] | None],
     looks: dict[str, tuple[str, Any]],
 ) -> sns.FacetGrid:
-    """seaborn's grid of median lines; ``names``: the x, y, row, column and hue columns."""
+    """seaborn's grid of median lines; ``names``: the x, y, row, column and hue columns;
+    ``orders``: the hue, line style, row and column orders (``None``: seaborn's own)."""
     x, y, row, col, hue = names
     with matplotlib.rc_context({"legend.handlelength": _HANDLE_LENGTH}):
         return sns.relplot(
@@ -178,7 +185,8 @@ def _median_lines(
             y=y,
             row=row,
             col=col,
-            col_order=panel_order(data, col),
+            row_order=orders[2],
+            col_order=orders[3],
             hue=hue,
             style="series",
             kind="line",
@@ -195,15 +203,17 @@ def _median_lines(
         )
 
 
-def share_label_y(grid: sns.FacetGrid, data: pd.DataFrame, row: str, col: str) -> None:
-    """Comparing stores, one y range for the panels of one row and value ('T = 16 · baseline',
-    'T = 16 · mine'), so a label's lines read against the baseline's at the same height. Each
-    panel's data limits take in the others' (not a fixed y range: y stays autoscaled, and a
-    reference line or clip threshold drawn later still widens it)."""
-    if col != PANEL or PANEL_GROUP not in data.columns:
+def share_label_y(
+    grid: sns.FacetGrid, data: pd.DataFrame, row: str, col: str, share: str | None
+) -> None:
+    """One y range for the panels whose rows of ``data`` have one value of ``share`` (comparing
+    stores, a row: 'adding · T = 16' of the baseline and of mine), so their lines read at the
+    same height. Each panel's data limits take in the others' (not a fixed y range: y stays
+    autoscaled, and a reference line or clip threshold drawn later still widens it)."""
+    if share is None:
         return
-    for _, sub in data.groupby([row, PANEL_GROUP], sort=False):
-        keys = sub[[row, PANEL]].drop_duplicates().itertuples(index=False, name=None)
+    for _, sub in data.groupby(share, sort=False):
+        keys = sub[[row, col]].drop_duplicates().itertuples(index=False, name=None)
         axes = [grid.axes_dict[k] for k in keys if k in grid.axes_dict]
         axes = [ax for ax in axes if ax.has_data()]
         if len(axes) < 2:
@@ -213,10 +223,6 @@ def share_label_y(grid: sns.FacetGrid, data: pd.DataFrame, row: str, col: str) -
         for ax in axes:
             ax.update_datalim([(ax.dataLim.x0, low), (ax.dataLim.x0, high)], updatex=False)
             ax.autoscale_view(scalex=False)
-
-
-def _col_template(col: str, data: pd.DataFrame) -> str:
-    return "{col_name}" if panel_order(data, col) is not None else "{col_var} = {col_name}"
 
 
 def _legend_title(grid: sns.FacetGrid, ctx: Ctx) -> None:

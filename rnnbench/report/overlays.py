@@ -20,7 +20,7 @@ from matplotlib import ticker
 
 from rnnbench.config.schema import ClipSpec
 from rnnbench.errors import ConfigError
-from rnnbench.report.style import Ctx, panel_name
+from rnnbench.report.style import Ctx, facet_of
 from rnnbench.report.tables import MIN_SPREAD
 
 #: the fewest seeds a line's IQR band is drawn for (the tables' threshold for median [q1–q3])
@@ -33,6 +33,9 @@ _MAX_FIXED_TICKS = 12
 _CLIP_COLOURS = {"norm": "0.15", "value": "0.45"}
 #: the gid of the threshold lines and labels (tests and readers of the SVG find them by it)
 CLIP_GID = "clip-threshold"
+#: the threshold labels' font size and their white box's padding (points)
+_CLIP_FONT = 8
+_CLIP_PAD = 1.0
 
 
 def _line_keys(data: pd.DataFrame, row: str, col: str, hue: str) -> list[str]:
@@ -162,7 +165,8 @@ def _threshold(clip: Any) -> tuple[str, float] | None:
 
 def clip_thresholds(grid: sns.FacetGrid, data: pd.DataFrame, row: str, col: str) -> None:
     """On each panel, a dotted horizontal line with a label at each clip threshold of its runs'
-    clip modes ('norm clip 1', 'value clip 0.5')."""
+    clip modes ('norm clip 1', 'value clip 0.5'); call it with the y scale set (the labels are
+    placed against the panel's y range)."""
     for (r, c), sub in data.groupby([row, col], sort=False):
         ax = grid.axes_dict.get((r, c))
         if ax is None:
@@ -173,29 +177,72 @@ def clip_thresholds(grid: sns.FacetGrid, data: pd.DataFrame, row: str, col: str)
             # over the curves: a threshold inside a dense band of noisy curves stays visible
             colour = _CLIP_COLOURS.get(mode, "0.3")
             ax.axhline(threshold, color=colour, ls=":", lw=1.5, zorder=2.5, gid=CLIP_GID)
-        for threshold in sorted({t for _, t in marks}):  # one label per height
-            modes = [m for m, t in marks if t == threshold]
-            ax.text(
-                0.02,
-                threshold,
-                " · ".join(f"{mode} clip {threshold:g}" for mode in modes),
-                transform=ax.get_yaxis_transform(),
-                ha="left",
-                va="bottom",
-                fontsize=7,
-                color=_CLIP_COLOURS.get(modes[0], "0.3"),
-                gid=CLIP_GID,
-                bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 0.5},
-            )
+        heights = sorted({t for _, t in marks})  # one label per height
+        labels = [
+            " · ".join(f"{m} clip {t:g}" for m, tm in marks if tm == t) for t in heights
+        ]
+        colours = [_CLIP_COLOURS.get(next(m for m, tm in marks if tm == t), "0.3") for t in heights]
+        _threshold_labels(ax, heights, labels, colours)
+
+
+def _axes_fraction(ax: Any, y: float) -> float:
+    """Where the data height ``y`` sits in ``ax``'s y range (0 bottom, 1 top), log or linear."""
+    low, high = ax.get_ylim()
+    scale = np.log10 if ax.get_yscale() == "log" else (lambda v: v)
+    return float((scale(y) - scale(low)) / (scale(high) - scale(low)))
+
+
+def label_bottoms(lines: Sequence[float], height: float, gap: float) -> list[float]:
+    """The bottoms (axes fractions) of labels ``height`` tall for lines at the heights
+    ``lines`` (ascending axes fractions): each just above its line, or just below where that
+    would leave the panel or meet the label under it, or else pushed up clear of that label,
+    never past the panel's top."""
+    bottoms: list[float] = []
+    top = -np.inf  # the top of the label placed last
+    for line in lines:
+        fits = [
+            b
+            for b in (line + gap, line - gap - height)
+            if b >= max(gap, top + gap) and b + height <= 1 - gap
+        ]
+        bottoms.append(fits[0] if fits else min(max(gap, top + gap), 1 - gap - height))
+        top = bottoms[-1] + height
+    return bottoms
+
+
+def _threshold_labels(
+    ax: Any, heights: list[float], labels: list[str], colours: list[str]
+) -> None:
+    """Each threshold's label at the panel's right end, beside its line and inside the panel,
+    none over another (:func:`label_bottoms`); on a white box, readable over the curves."""
+    points = ax.get_position().height * ax.figure.get_figheight() * 72
+    height = (1.35 * _CLIP_FONT + 2 * _CLIP_PAD) / points  # a line of text and its box
+    gap = 2.5 / points
+    bottoms = label_bottoms([_axes_fraction(ax, t) for t in heights], height, gap)
+    for bottom, label, colour in zip(bottoms, labels, colours, strict=True):
+        ax.text(
+            0.98,
+            bottom + _CLIP_PAD / points,
+            label,
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=_CLIP_FONT,
+            color=colour,
+            gid=CLIP_GID,
+            zorder=4,
+            bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": _CLIP_PAD},
+        )
 
 
 def divergence_marks(grid: sns.FacetGrid, frame: pd.DataFrame, ctx: Ctx) -> None:
     """A dotted vertical line and a × at the top edge at each diverged run's divergence step,
-    in its architecture's colour, in its panel (row task, column T or (T, label))."""
+    in its architecture's colour, in its panel (row task, column T; comparing stores, row
+    (task, T), column label)."""
     diverged = frame[(frame["status"] == "diverged") & frame["diverged_step"].notna()]
     for run in diverged.itertuples():
-        column = panel_name(ctx, "T", int(run.seq_len), getattr(run, "label", ""))
-        ax = grid.axes_dict.get((run.task, column))
+        key = facet_of(ctx, run.task, "T", int(run.seq_len), getattr(run, "label", ""))
+        ax = grid.axes_dict.get(key)
         if ax is None:
             continue
         colour = ctx.palette.get(run.arch, "k")

@@ -1,7 +1,8 @@
 """What every figure shares: one colour per architecture; the line styles: the clip mode and
 the swept fields the figures draw (:class:`rnnbench.report.axes.Axes`), so runs at two learning
 rates are two lines, never one pooled line; and, comparing stores, the label as a facet: one
-panel per (T, label), never a line style (two labels' lines in one panel hid each other)."""
+column per label, one row per (task, T), never a line style (two labels' lines in one panel hid
+each other)."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def variants(frame: pd.DataFrame, ctx: Ctx) -> list[str]:
 
 def run_series(frame: pd.DataFrame, ctx: Ctx) -> pd.Series:
     """Each run's line style: its clip mode and its values of the styled swept fields
-    ('none · lr=0.01'). Not its label: comparing stores, each label has panels of its own
+    ('none · lr=0.01'). Not its label: comparing stores, each label has a column of panels
     (:func:`label_panels`)."""
     series = frame["clip"].astype(str)
     swept = pd.Series(variants(frame, ctx), index=frame.index, dtype=object)
@@ -128,18 +129,25 @@ def style_order(data: pd.DataFrame, ctx: Ctx) -> list[str]:
     return known + sorted(present - set(known))
 
 
-#: the column facet of a comparison's figures: one panel per (column value, label)
+#: comparing stores, the row facet of a figure: one row per (row value, column value), e.g.
+#: 'adding · T = 30', so that the labels can be the columns and a figure is as many panels wide
+#: as there are labels (a panel per (T, label) side by side made it too wide to read)
 PANEL = "panel"
-#: the panels' order (column value, then label), carried beside :data:`PANEL` in the data
+#: the rows' order (row value, then column value), carried beside :data:`PANEL` in the data
 PANEL_RANK = "panel_rank"
-#: the place of a panel's column value alone: the panels of one value (one per label) share it
-PANEL_GROUP = "panel_group"
+#: comparing stores, the column facet: the store's label, the baseline's column first
+LABEL = "label"
 
 
-def panel_name(ctx: Ctx, col: str, value: Any, label: Any) -> Any:
-    """The column facet value of a run at ``value`` of ``col`` (its T, its phase): the value
-    itself, or comparing stores 'T = 16 · mine'."""
-    return f"{col} = {value} · {label}" if ctx.multi else value
+def row_name(row_value: Any, col: str, value: Any) -> str:
+    """A comparison's row facet value: the row value and the column value ('adding · T = 16')."""
+    return f"{row_value} · {col} = {value}"
+
+
+def facet_of(ctx: Ctx, row_value: Any, col: str, value: Any, label: Any) -> tuple[Any, Any]:
+    """The (row, column) facet of a run at ``row_value`` (its task) and ``value`` of ``col``
+    (its T): ``(task, T)``, or comparing stores ``('adding · T = 16', label)``."""
+    return (row_name(row_value, col, value), str(label)) if ctx.multi else (row_value, value)
 
 
 def _value_order(values: list[Any]) -> list[Any]:
@@ -150,31 +158,43 @@ def _value_order(values: list[Any]) -> list[Any]:
     return sorted(unique, key=sort_token) if numeric else unique
 
 
-def label_panels(data: pd.DataFrame, ctx: Ctx, col: str) -> tuple[pd.DataFrame, str]:
-    """``data`` and the column to facet it by: ``col``, or comparing stores :data:`PANEL`,
-    one panel per (``col`` value, label), in the order of the values, then of the labels (the
-    first label, the baseline, first: each label's panel beside the baseline's)."""
+def label_panels(
+    data: pd.DataFrame, ctx: Ctx, col: str, row: str = "task"
+) -> tuple[pd.DataFrame, str, str]:
+    """``data`` and its (row, column) facets: ``(row, col)``, or comparing stores
+    (:data:`PANEL`, :data:`LABEL`): one row per (``row`` value, ``col`` value) ('adding · T =
+    16'), in the order of the row values (as seaborn orders them: of first appearance), then
+    of the ``col`` values, and one column per label."""
     if not ctx.multi or data.empty:
-        return data, col
-    pairs = list(zip(data[col].tolist(), data["label"].astype(str), strict=True))
-    labels = [*ctx.labels, *sorted({label for _, label in pairs} - set(ctx.labels))]
-    group = {v: n for n, v in enumerate(_value_order([v for v, _ in pairs]))}
-    ranked = sorted(set(pairs), key=lambda p: (group[p[0]], labels.index(p[1])))
-    rank = {pair: n for n, pair in enumerate(ranked)}
+        return data, row, col
+    pairs = list(zip(data[row].tolist(), data[col].tolist(), strict=True))
+    rows = list(dict.fromkeys(r for r, _ in pairs))
+    values = _value_order([v for _, v in pairs])
     return data.assign(
         **{
-            PANEL: [panel_name(ctx, col, v, label) for v, label in pairs],
-            PANEL_RANK: [rank[pair] for pair in pairs],
-            PANEL_GROUP: [group[v] for v, _ in pairs],
+            PANEL: [row_name(r, col, v) for r, v in pairs],
+            PANEL_RANK: [rows.index(r) * len(values) + values.index(v) for r, v in pairs],
+            LABEL: data["label"].astype(str),
         }
-    ), PANEL
+    ), PANEL, LABEL
 
 
-def panel_order(data: pd.DataFrame, col: str) -> list[Any] | None:
-    """The column facets' order for :data:`PANEL`; ``None`` (seaborn's own) for any other."""
-    if col != PANEL or PANEL_RANK not in data.columns:
-        return None
-    return list(data.sort_values(PANEL_RANK, kind="stable")[PANEL].drop_duplicates())
+def label_order(ctx: Ctx, present: Iterable[Any]) -> list[str]:
+    """The labels of ``present`` in the order given (the baseline first), any other after."""
+    found = {str(label) for label in present}
+    return [x for x in ctx.labels if x in found] + sorted(found - set(ctx.labels))
+
+
+def facet_orders(
+    data: pd.DataFrame, ctx: Ctx, row: str, col: str
+) -> tuple[list[Any] | None, list[Any] | None]:
+    """The row and column facets' orders of a comparison (:func:`label_panels`); ``None``
+    (seaborn's own) for a single store's."""
+    rows = None
+    if row == PANEL and PANEL_RANK in data.columns:
+        rows = list(data.sort_values(PANEL_RANK, kind="stable")[PANEL].drop_duplicates())
+    cols = label_order(ctx, data[LABEL]) if ctx.multi and col == LABEL else None
+    return rows, cols
 
 
 def hidden_missing(frame: pd.DataFrame) -> list[str]:
