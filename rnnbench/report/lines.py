@@ -30,14 +30,13 @@ from rnnbench.report.style import LABEL, PANEL, Ctx, facet_orders, line_looks, s
 
 HEIGHT = 2.4
 ASPECT = 1.35
-#: the distance between two markers of one line, as a fraction of the panel's diagonal (about
-#: five markers along a line across the panel)
+#: the distance between two markers of one line, as a fraction of the line's x extent (five
+#: markers along a line across the panel): spaced along x, not along the drawn path, so a
+#: noisy curve (the gradient norm over 1,200 steps) gets as few markers as a smooth one
 MARKER_STEP = 0.2
 #: the gid of the lines that carry a line style's markers (tests find them by it)
 MARKER_GID = "series-markers"
 _MARKER_SIZE = 5.5
-#: about how many points a marker line has: enough that a marker sits where it is placed
-_DENSE = 240
 #: legend handles long enough to show a dash pattern's period beside its marker (points: the
 #: font's size times this)
 _HANDLE_LENGTH = 3.2
@@ -66,21 +65,27 @@ def reference_line(fig: Figure, y: float) -> None:
             ax.axhline(y, color="0.3", lw=1, ls="--", zorder=0)
 
 
-def _dense(x: np.ndarray, y: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The line through (x, y) with :data:`_DENSE` points or so along it (each segment cut in
-    equal steps, geometric ones on a log y axis: the drawn segment is straight there), so that
-    a marker can sit anywhere along the line, not only at its few data points."""
-    per = max(1, math.ceil(_DENSE / (len(x) - 1)))
-    u = np.linspace(0, len(x) - 1, (len(x) - 1) * per + 1)
-    index = np.arange(len(x))
+def marker_points(
+    x: np.ndarray, y: np.ndarray, start: float, log: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where one line's markers sit: every :data:`MARKER_STEP` of its x extent from ``start``
+    (a fraction of a step), on the line as drawn (geometric interpolation on a log y axis:
+    the drawn segment is straight there)."""
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    span = x[-1] - x[0]
+    if not span > 0:
+        return x[:1], y[:1]
+    xs = x[0] + span * MARKER_STEP * (start + np.arange(math.ceil(1 / MARKER_STEP)))
+    xs = xs[xs <= x[-1]]
     if log:
-        return np.interp(u, index, x), np.exp(np.interp(u, index, np.log(y)))
-    return np.interp(u, index, x), np.interp(u, index, y)
+        return xs, np.exp(np.interp(xs, x, np.log(y)))
+    return xs, np.interp(xs, x, y)
 
 
 def stagger_markers(grid: sns.FacetGrid, looks: dict[str, tuple[str, Any]], log: bool) -> None:
     """Move the median lines' markers (seaborn draws one at every data point) onto a line of
-    markers of their own (gid :data:`MARKER_GID`): :data:`MARKER_STEP` apart along the line,
+    markers of their own (gid :data:`MARKER_GID`): :data:`MARKER_STEP` of the x extent apart,
     the ``k``-th of ``n`` line styles (from 0) starting ``(k + 1/2) / n`` of a step along, so
     that on lines that coincide each style's markers sit between the others'. ``log``: the y
     axis will be logarithmic. A line of one point keeps its marker there (seaborn's legend
@@ -94,7 +99,7 @@ def stagger_markers(grid: sns.FacetGrid, looks: dict[str, tuple[str, Any]], log:
             if k is None or len(x) < 2:
                 line.set_markersize(_MARKER_SIZE)
                 continue
-            xs, ys = _dense(x, y, log and bool(np.all(y > 0)))
+            xs, ys = marker_points(x, y, (k + 0.5) / len(looks), log and bool(np.all(y > 0)))
             markers = Line2D(
                 xs,
                 ys,
@@ -104,7 +109,6 @@ def stagger_markers(grid: sns.FacetGrid, looks: dict[str, tuple[str, Any]], log:
                 color=line.get_color(),
                 markeredgecolor=line.get_markeredgecolor(),
                 markeredgewidth=line.get_markeredgewidth(),
-                markevery=(MARKER_STEP * (k + 0.5) / len(looks), MARKER_STEP),
                 zorder=line.get_zorder() + 0.1,
                 gid=MARKER_GID,
             )
