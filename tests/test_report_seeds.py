@@ -313,7 +313,8 @@ def _marker_lines(ax: Any) -> list[Any]:
 
 def test_coinciding_clip_modes_each_show_their_own_markers() -> None:
     # nothing clipped: the three modes draw one curve; each must still show
-    curve = {"grad_norm": {"step": [0, 10, 20], "value": [0.4, 0.3, 0.2]}}
+    steps = list(range(0, 300, 10))  # a curve over training: more points than FEW_POINTS
+    curve = {"grad_norm": {"step": steps, "value": [0.4 - 0.001 * s for s in steps]}}
     rows = [_run(s, 10, clip=c, curves=curve) for s in (0, 1) for c in CLIPS[:3]]
     frame = _frame(rows)
     ctx = Ctx.of(frame, multi=False, axes=Axes())
@@ -331,6 +332,21 @@ def test_coinciding_clip_modes_each_show_their_own_markers() -> None:
     # legend handles, lines without data, do)
     others = [ln for ln in ax.get_lines() if ln.get_gid() is None and np.size(ln.get_xdata())]
     assert others and all(line.get_marker() in ("", "None", None) for line in others)
+    plt.close(fig)
+
+
+def test_a_line_over_swept_values_marks_its_measured_points() -> None:
+    # r against T at three T: a marker between T = 10 and T = 20 would show a T nobody ran
+    rows = [_run(s, t, clip=c) for s in (0, 1) for t in (10, 20, 40) for c in CLIPS[:2]]
+    for r in rows:
+        r["profiles"] = [{"norms": [1.0, 0.5]}, {"norms": [1.0, 0.9]}]
+    frame = _frame(rows)
+    ctx = Ctx.of(frame, multi=False, axes=Axes())
+    ((_, fig, _),) = figs.fig_grad_factor(frame, ctx)
+    marked = [line for ax in fig.axes for line in _marker_lines(ax)]
+    assert marked
+    for line in marked:
+        assert set(np.asarray(line.get_xdata(), float)) <= {10.0, 20.0, 40.0}
     plt.close(fig)
 
 

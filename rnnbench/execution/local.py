@@ -174,8 +174,13 @@ def _round(pool: _Pool, queue: deque[RunConfig], workers: int, finish: Finish) -
     try:
         while queue or in_flight:
             while queue and len(in_flight) < workers:
-                run = queue.popleft()
-                in_flight[executor.submit(_work, run, pool.device)] = run
+                try:
+                    future = executor.submit(_work, queue[0], pool.device)
+                except BrokenProcessPool:
+                    # a worker died after the last result came in and before this submit: the
+                    # run never started, so it stays queued (no suspect); the in-flight ones are
+                    return _broken(executor, in_flight, finish)
+                in_flight[future] = queue.popleft()
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             broken = False
             for future in done:
@@ -187,8 +192,7 @@ def _round(pool: _Pool, queue: deque[RunConfig], workers: int, finish: Finish) -
                 finish(record)
                 del in_flight[future]
             if broken:
-                executor.shutdown(wait=True, cancel_futures=True)
-                return _harvest(in_flight, finish)
+                return _broken(executor, in_flight, finish)
     except BaseException:
         # Interrupted (Ctrl-C, or SIGINT to this process alone): a normal shutdown would first
         # run every queued run. Stop the workers instead; finished runs are already committed
@@ -197,6 +201,14 @@ def _round(pool: _Pool, queue: deque[RunConfig], workers: int, finish: Finish) -
         raise
     executor.shutdown(wait=True)
     return []
+
+
+def _broken(
+    executor: ProcessPoolExecutor, in_flight: dict[Future[RunRecord], RunConfig], finish: Finish
+) -> list[RunConfig]:
+    """Shut a broken pool down; record its runs that still finished, return the suspects."""
+    executor.shutdown(wait=True, cancel_futures=True)
+    return _harvest(in_flight, finish)
 
 
 def _harvest(in_flight: dict[Future[RunRecord], RunConfig], finish: Finish) -> list[RunConfig]:

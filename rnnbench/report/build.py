@@ -64,7 +64,8 @@ def _label_frames(
     labels = _default_labels(stores) if labels is None else list(labels)
     if len(labels) != len(stores):
         raise ConfigError(
-            f"--label: give one label per --store ({len(stores)} stores, {len(labels)} labels)"
+            f"--label: give one label per --store ({len(stores)} stores, {len(labels)} "
+            f"label{'' if len(labels) == 1 else 's'})"
         )
     if len(set(labels)) != len(labels):
         raise ConfigError(f"--label: labels must be unique, got {', '.join(labels)}")
@@ -109,7 +110,7 @@ def _metadata_section(
         }
     view = pd.DataFrame.from_dict(rows, orient="index")
     view.index.name = "label"
-    section.table("", view.T, text=True)
+    section.table("", view.T.rename_axis(index="field", columns=None), text=True)
     for store, label in zip(stores, labels, strict=True):
         sub = frame[frame["label"] == label]
         with Store(store, readonly=True) as db:

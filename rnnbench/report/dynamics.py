@@ -323,7 +323,7 @@ def fig_task_probe(frame: pd.DataFrame, ctx: Ctx) -> Figures:
         row=row,
         col=col,
         ctx=ctx,
-        labels=("delay d since presentation (steps)", "normalised decoding"),
+        labels=("delay d since presentation (steps)", "normalized decoding"),
         log=False,
         overlay=lambda grid: _task_probe_marks(grid, data, (row, col)),
     )

@@ -339,7 +339,7 @@ def fig_memory_capacity(frame: pd.DataFrame, ctx: Ctx) -> list[tuple[str, Figure
         log=False,
         overlay=_unit_range,
     ).figure
-    fig.suptitle("Memory capacity curves r²(k)", y=1.02)
+    fig.suptitle("i.i.d. probe: memory capacity curves r²(k)", y=1.02)
     return [
         (
             "memory_capacity",

@@ -34,6 +34,10 @@ ASPECT = 1.35
 #: markers along a line across the panel): spaced along x, not along the drawn path, so a
 #: noisy curve (the gradient norm over 1,200 steps) gets as few markers as a smooth one
 MARKER_STEP = 0.2
+#: a line of at most this many points is a line over swept values (T, a lag, an exponent's
+#: index): its markers mark the measured points, since one between them would show a value
+#: nobody ran; longer lines (steps, time) get the staggered markers
+FEW_POINTS = 12
 #: the gid of the lines that carry a line style's markers (tests find them by it)
 MARKER_GID = "series-markers"
 _MARKER_SIZE = 5.5
@@ -87,7 +91,8 @@ def stagger_markers(grid: sns.FacetGrid, looks: dict[str, tuple[str, Any]], log:
     """Move the median lines' markers (seaborn draws one at every data point) onto a line of
     markers of their own (gid :data:`MARKER_GID`): :data:`MARKER_STEP` of the x extent apart,
     the ``k``-th of ``n`` line styles (from 0) starting ``(k + 1/2) / n`` of a step along, so
-    that on lines that coincide each style's markers sit between the others'. ``log``: the y
+    that on lines that coincide each style's markers sit between the others' (a line of at
+    most :data:`FEW_POINTS` points keeps them at its points). ``log``: the y
     axis will be logarithmic. A line of one point keeps its marker there (seaborn's legend
     handles, lines without points, keep theirs)."""
     place = {marker: n for n, (marker, _) in enumerate(looks.values())}
@@ -99,13 +104,20 @@ def stagger_markers(grid: sns.FacetGrid, looks: dict[str, tuple[str, Any]], log:
             if k is None or len(x) < 2:
                 line.set_markersize(_MARKER_SIZE)
                 continue
-            xs, ys = marker_points(x, y, (k + 0.5) / len(looks), log and bool(np.all(y > 0)))
+            size = _MARKER_SIZE
+            if len(x) <= FEW_POINTS:  # a swept axis (T, lag, exponent index): at the data
+                xs, ys = x, y
+                # where styles coincide at a point (every clip mode at init) each later style's
+                # marker is smaller, so it sits inside the earlier ones instead of hiding them
+                size *= 1.25 - 0.5 * k / max(1, len(looks) - 1)
+            else:
+                xs, ys = marker_points(x, y, (k + 0.5) / len(looks), log and bool(np.all(y > 0)))
             markers = Line2D(
                 xs,
                 ys,
                 linestyle="none",
                 marker=line.get_marker(),
-                markersize=_MARKER_SIZE,
+                markersize=size,
                 color=line.get_color(),
                 markeredgecolor=line.get_markeredgecolor(),
                 markeredgewidth=line.get_markeredgewidth(),

@@ -158,27 +158,29 @@ def _memory_cells(r: dict[str, Any], columns: dict[int, tuple[str, float]]) -> d
 def memory_views(
     numbers: pd.DataFrame, labels: list[str], shown: dict[str, str] | None = None
 ) -> list[tuple[str, pd.DataFrame]]:
-    """One table per task: rows architecture × the swept fields that vary × clip (× label)."""
+    """One table per task: rows (label ×) architecture × the swept fields that vary × clip."""
     if numbers.empty:
         return []
     shown = shown_axes(numbers, shown)
     paths = list(shown)
     multi = len(labels) > 1
-    names = ["arch", *shown.values(), "clip"] + (["label"] if multi else [])
+    # a comparison's label first, as in every table of the report
+    names = (["label"] if multi else []) + ["arch", *shown.values(), "clip"]
+    order = {label: i for i, label in enumerate(labels)}
     views = []
     for task, sub in numbers.groupby("task", sort=True):
         columns = _probe_columns(sub)
         ordered = sorted(
             sub.to_dict("records"),
             key=lambda r: (
+                order.get(r["label"], len(order)) if multi else 0,
                 condition_order((r["task"], r["arch"], axis_key(r, paths), r["clip"])),
-                r["label"] if multi else "",
             ),
         )
         rows: dict[tuple[str, ...], dict[str, str]] = {}
         for r in ordered:
             values = tuple(value_text(v) for v in axis_key(r, paths))
-            key = (r["arch"], *values, r["clip"]) + ((r["label"],) if multi else ())
+            key = ((r["label"],) if multi else ()) + (r["arch"], *values, r["clip"])
             rows[key] = _memory_cells(r, columns)
         view = pd.DataFrame.from_dict(rows, orient="index")
         view.index = pd.MultiIndex.from_tuples(list(rows), names=names)
@@ -215,7 +217,7 @@ def memory_note(numbers: pd.DataFrame) -> str:
         "The task memory probe decodes what the task needs (copy: each data symbol; adding: "
         "the first marked value) from h_t at every delay since it was presented, on the "
         "task's own inputs: the task memory span is the largest delay up to which the "
-        "normalised score (score − chance) / (1 − chance) stays ≥ 0.5 (median over seeds), "
+        "normalized score (score − chance) / (1 − chance) stays ≥ 0.5 (median over seeds), "
         "one column per T, headed by the delay d at which the task reads it (a span below d: "
         f"the information is gone when the task needs it). {iid} {spans}"
     )

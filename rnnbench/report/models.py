@@ -67,7 +67,7 @@ def _size_axes(numbers: pd.DataFrame, paths: list[str]) -> list[str]:
 
 
 def models_view(numbers: pd.DataFrame, labels: list[str], axes: list[str]) -> pd.DataFrame:
-    """Rows architecture × the swept fields (of ``axes``) that change the count (× label),
+    """Rows (label ×) architecture × the swept fields (of ``axes``) that change the count,
     one column per task: the count, and its ratio to the task's smallest model."""
     # groups with no count (every run errored before building its model) say nothing about
     # the size; left in, one would blank the row of its architecture
@@ -78,19 +78,24 @@ def models_view(numbers: pd.DataFrame, labels: list[str], axes: list[str]) -> pd
     multi = len(labels) > 1
     smallest = numbers.groupby("task")["parameters_min"].min().to_dict()
     rows: dict[tuple[Any, ...], dict[str, str]] = {}
+    order = {label: i for i, label in enumerate(labels)}
     ordered = sorted(
         numbers.to_dict("records"),
-        key=lambda r: (r["arch"], [sort_token(v) for v in axis_key(r, paths)], r["label"]),
+        key=lambda r: (
+            order.get(r["label"], len(order)),
+            r["arch"],
+            [sort_token(v) for v in axis_key(r, paths)],
+        ),
     )
     for r in ordered:
         values = tuple(value_text(v) for v in axis_key(r, paths))
-        key = (r["arch"], *values) + ((r["label"],) if multi else ())
+        key = ((r["label"],) if multi else ()) + (r["arch"], *values)
         rows.setdefault(key, {})[f"{r['task']}"] = _count_text(
             r["parameters_min"], r["parameters_max"], smallest.get(r["task"], math.nan)
         )
     view = pd.DataFrame.from_dict(rows, orient="index").fillna(DASH)
     view = view[sorted(view.columns)]
-    levels = ["arch", *names.values(), *(["label"] if multi else [])]
+    levels = [*(["label"] if multi else []), "arch", *names.values()]
     view.index = (
         pd.MultiIndex.from_tuples(list(rows), names=levels)
         if len(levels) > 1

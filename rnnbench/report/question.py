@@ -7,8 +7,8 @@ fields that vary) × T, and the columns the answer reads from: solved seeds k/n,
 loss, the gradient span (steps back the gradient stays within 1e-6 of its largest value), the
 per-step gradient factor r and the largest Lyapunov exponent λ_1 at the end of training. A clip
 mode other than ``none`` adds its differences from ``none`` at the same row: Δ solved rate and
-the medians' Δ of span, r and λ_1. Every table stays at about ten columns: a clip mode is a
-table of its own instead of a column group of one wide table.
+the medians' Δ of the loss, span, r and λ_1. Every table stays at about ten columns: a clip
+mode is a table of its own instead of a column group of one wide table.
 
 :func:`question_numbers` is the numeric frame (written as ``headline.csv``); ``*_median``,
 ``*_q1``, ``*_q3``, ``*_n`` and ``*_values`` per metric as in :mod:`rnnbench.report.tables`.
@@ -98,6 +98,8 @@ def _cells(
         return cells
     base = base or {}
     cells["Δ solved rate"] = delta(r["solved_rate"], base.get("solved_rate"), decimals=2)
+    # the loss, where clipping shows before a seed crosses the solved threshold
+    cells["Δ norm. loss"] = delta(r["norm_loss_median"], base.get("norm_loss_median"))
     for column, title in metrics:
         cells[f"Δ {title.removesuffix(' (steps)')}"] = delta(
             r[f"{column}_median"], base.get(f"{column}_median")
@@ -171,7 +173,7 @@ def question_note(labels: list[str], shown: dict[str, str]) -> str:
         + (" for each label" if len(labels) > 1 else "")
         + ". 'solved' is k/n seeds (errored runs count as not solved); 'norm. loss' is final "
         "loss / the memoryless baseline's (1 = chance); the gradient span is how many steps "
-        "back the gradient norm stays within 1e-6 of its largest value at the end of training "
+        "back the gradient norm stays above 1e-6 × its largest value at the end of training "
         "(a span of T: it reaches the first step); "
         "r is the per-step gradient factor (< 1 vanishing, > 1 exploding) and λ_1 the largest "
         "Lyapunov exponent (< 0: the network forgets). Each clip mode's table ends with its Δ "
