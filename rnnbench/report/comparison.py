@@ -21,7 +21,8 @@ from typing import Any
 import pandas as pd
 
 from rnnbench.report.axes import axis_key, shown_axes, sort_token, value_text
-from rnnbench.report.tables import delta, recorded
+from rnnbench.report.question import clip_order
+from rnnbench.report.tables import as_float, delta, label_rank, recorded
 
 #: (column of the question numbers, title, decimals: None for the operands' precision) of
 #: each difference
@@ -69,18 +70,11 @@ def comparison_numbers(numbers: pd.DataFrame, labels: list[str], paths: list[str
             row["against"] = b["arch"]
             row["same_runs"] = bool(r.get("runs_key")) and r.get("runs_key") == b.get("runs_key")
             for column, _, _ in COMPARED:
-                mine, theirs = _number(r.get(column)), _number(b.get(column))
+                mine, theirs = as_float(r.get(column)), as_float(b.get(column))
                 row |= {column: mine, f"baseline_{column}": theirs}
                 row[f"delta_{column}"] = mine - theirs
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
 
 
 def _shown(numbers: pd.DataFrame) -> list[tuple[str, str, int | None]]:
@@ -106,18 +100,18 @@ def comparison_views(
     paths = list(shown)
     metrics = _shown(numbers)
     multi = len(labels) > 2  # with one compared label, the caption names it
-    order = {label: i for i, label in enumerate(labels)}
+    rank = label_rank(labels)
     names = (["label"] if multi else []) + ["arch", *shown.values(), "T", "clip"]
     views = []
     for (task, against), sub in comparisons.groupby(["task", "against"], sort=True):
         ordered = sorted(
             sub.to_dict("records"),
             key=lambda r: (
-                order.get(r["label"], len(order)),
+                rank(r["label"]),
                 str(r["arch"]),
                 [sort_token(v) for v in axis_key(r, paths)],
                 int(r["seq_len"]),
-                (r["clip"] != "none", str(r["clip"])),
+                clip_order(str(r["clip"])),
             ),
         )
         rows = {

@@ -25,6 +25,7 @@ from rnnbench.report.tables import (
     condition_order,
     finite,
     keyed,
+    label_rank,
     num,
     recorded,
     spread_cell,
@@ -166,14 +167,14 @@ def memory_views(
     multi = len(labels) > 1
     # a comparison's label first, as in every table of the report
     names = (["label"] if multi else []) + ["arch", *shown.values(), "clip"]
-    order = {label: i for i, label in enumerate(labels)}
+    rank = label_rank(labels)
     views = []
     for task, sub in numbers.groupby("task", sort=True):
         columns = _probe_columns(sub)
         ordered = sorted(
             sub.to_dict("records"),
             key=lambda r: (
-                order.get(r["label"], len(order)) if multi else 0,
+                rank(r["label"]) if multi else 0,
                 condition_order((r["task"], r["arch"], axis_key(r, paths), r["clip"])),
             ),
         )

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from rnnbench.report.axes import axis_key, sort_token, value_text
-from rnnbench.report.tables import DASH, keyed
+from rnnbench.report.tables import DASH, keyed, label_rank
 from rnnbench.results.grouping import short_names
 
 
@@ -78,11 +78,11 @@ def models_view(numbers: pd.DataFrame, labels: list[str], axes: list[str]) -> pd
     multi = len(labels) > 1
     smallest = numbers.groupby("task")["parameters_min"].min().to_dict()
     rows: dict[tuple[Any, ...], dict[str, str]] = {}
-    order = {label: i for i, label in enumerate(labels)}
+    rank = label_rank(labels)
     ordered = sorted(
         numbers.to_dict("records"),
         key=lambda r: (
-            order.get(r["label"], len(order)),
+            rank(r["label"]),
             r["arch"],
             [sort_token(v) for v in axis_key(r, paths)],
         ),

@@ -17,7 +17,6 @@ mode is a table of its own instead of a column group of one wide table.
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import Any
 
 import pandas as pd
@@ -26,14 +25,15 @@ from rnnbench.report.axes import axis_key, shown_axes, sort_token, value_text
 from rnnbench.report.tables import (
     DISAGREE,
     delta,
-    keyed,
+    divergence_numbers,
+    label_rank,
     loss_numbers,
+    per_group,
     recorded,
-    solved_flags,
+    solved_numbers,
     spread_cell,
     spread_columns,
 )
-from rnnbench.results.grouping import GROUP_KEYS
 
 #: the clip mode every other is compared with
 NO_CLIP = "none"
@@ -53,23 +53,17 @@ def question_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (label, task, arch, seq_len, clip, swept fields): solved k/n, the loss spread over
     the seeds (and whether they disagree on solved), and the spread of each
     :data:`QUESTION_METRICS` column."""
-    rows = []
-    frame, axes = keyed(frame)
-    keys = ["label", *GROUP_KEYS, *axes]
-    # dropna=False: a field a run's sweep does not vary (None) is a key, not a dropped run
-    for key, group in frame.groupby(keys, sort=True, dropna=False):
-        solved = int(solved_flags(group).sum())
-        finished = int((group["status"] != "error").sum())
-        diverged = int((group["status"] == "diverged").sum())
-        rows.append(
-            dict(zip(keys, key, strict=True))
-            | {"solved": solved, "runs": len(group), "solved_rate": solved / len(group)}
-            | {"divergence_rate": diverged / finished if finished else math.nan}
+    spreads = [*(c for c, _ in QUESTION_METRICS), *_COMPARED_TOO]
+    return per_group(
+        frame,
+        lambda group: (
+            solved_numbers(group)
+            | {"divergence_rate": divergence_numbers(group)["divergence_rate"]}
             | {"runs_key": runs_key(group)}
             | loss_numbers(group)
-            | spread_columns(group, [*(c for c, _ in QUESTION_METRICS), *_COMPARED_TOO])
-        )
-    return pd.DataFrame(rows)
+            | spread_columns(group, spreads)
+        ),
+    )
 
 
 def runs_key(group: pd.DataFrame) -> str:
@@ -125,16 +119,16 @@ def question_views(
     multi = len(labels) > 1
     metrics = shown_metrics(numbers)
     names = (["label"] if multi else []) + ["arch", *shown.values(), "T"]
-    order = {label: i for i, label in enumerate(labels)}
+    rank = label_rank(labels)
     views = []
     for task, sub in numbers.groupby("task", sort=True):
         records = sub.to_dict("records")
         by_clip = {(r["clip"], _row_key(r, paths, multi)): r for r in records}
-        for clip in sorted({r["clip"] for r in records}, key=_clip_order):
+        for clip in sorted({r["clip"] for r in records}, key=clip_order):
             keys = sorted(
                 (k for c, k in by_clip if c == clip),
                 key=lambda k: (
-                    (order.get(k[0], len(order)),) if multi else (),
+                    (rank(k[0]),) if multi else (),
                     k[-3],
                     [sort_token(v) for v in k[-2]],
                     k[-1],
@@ -152,7 +146,7 @@ def question_views(
     return views
 
 
-def _clip_order(clip: str) -> tuple[int, str]:
+def clip_order(clip: str) -> tuple[int, str]:
     # no clipping first: the others are read against it
     return (0 if clip == NO_CLIP else 1, clip)
 

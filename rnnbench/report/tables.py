@@ -13,7 +13,7 @@ table is :mod:`rnnbench.report.memory_table`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -131,21 +131,60 @@ def loss_numbers(group: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def headline_numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (label, task, arch, seq_len, clip, swept fields): solved k/n and the normalized-loss
-    spread over the seeds."""
-    rows = []
+def per_group(
+    frame: pd.DataFrame,
+    row: Callable[[pd.DataFrame], dict[str, Any]],
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """One row per (label, task, arch, seq_len, clip, swept fields), over that group's seeds:
+    its keys and ``row(group)`` (``columns``: the value columns an empty frame still has).
+    Every per-T summary of the report groups this way, so none pools two values of a field."""
     frame, axes = keyed(frame)
     keys = ["label", *GROUP_KEYS, *axes]
     # dropna=False: a field a run's sweep does not vary (None) is a key, not a dropped run
-    for key, group in frame.groupby(keys, sort=True, dropna=False):
-        solved = int(solved_flags(group).sum())
-        rows.append(
-            dict(zip(keys, key, strict=True))
-            | {"solved": solved, "runs": len(group), "solved_rate": solved / len(group)}
-            | loss_numbers(group)
-        )
-    return pd.DataFrame(rows, columns=[*keys, *_HEADLINE_COLUMNS])
+    rows = [
+        dict(zip(keys, key, strict=True)) | row(group)
+        for key, group in frame.groupby(keys, sort=True, dropna=False)
+    ]
+    return pd.DataFrame(rows, columns=None if columns is None else [*keys, *columns])
+
+
+def solved_numbers(group: pd.DataFrame) -> dict[str, Any]:
+    """A group's solved k/n and rate (an errored run counts as not solved)."""
+    solved = int(solved_flags(group).sum())
+    return {"solved": solved, "runs": len(group), "solved_rate": solved / len(group)}
+
+
+def divergence_numbers(group: pd.DataFrame) -> dict[str, Any]:
+    """A group's diverged and errored runs, and the divergence rate among finished runs."""
+    diverged = int((group["status"] == "diverged").sum())
+    errors = int((group["status"] == "error").sum())
+    finished = len(group) - errors
+    rate = diverged / finished if finished else math.nan
+    return {"diverged": diverged, "errors": errors, "divergence_rate": rate}
+
+
+def headline_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (label, task, arch, seq_len, clip, swept fields): solved k/n and the normalized-loss
+    spread over the seeds."""
+    return per_group(
+        frame, lambda group: solved_numbers(group) | loss_numbers(group), _HEADLINE_COLUMNS
+    )
+
+
+def label_rank(labels: Sequence[str]) -> Callable[[Any], int]:
+    """A sort key for labels in the order the stores were given (the baseline first), any
+    other after them: every table and figure of a comparison lists its labels so."""
+    rank = {label: i for i, label in enumerate(labels)}
+    return lambda label: rank.get(label, len(rank))
+
+
+def as_float(value: Any) -> float:
+    """``value`` as a float; NaN for a missing or non-numeric one."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 #: the headline's mark on a loss cell whose seeds disagree, and its footnote
@@ -167,10 +206,7 @@ def delta(a: Any, b: Any, decimals: int | None = None) -> str:
     """``a − b`` with its sign, to the precision ``a`` and ``b`` are shown at (three
     significant digits of the larger, or ``decimals`` places), so float noise between two
     runs that agree ('+2.46e-09') reads as the 0 it is; the dash where either is missing."""
-    try:
-        a, b = float(a), float(b)
-    except (TypeError, ValueError):
-        return DASH
+    a, b = as_float(a), as_float(b)
     if not (math.isfinite(a) and math.isfinite(b)):
         return DASH
     if decimals is None:
@@ -183,18 +219,13 @@ def delta(a: Any, b: Any, decimals: int | None = None) -> str:
 def stability_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (label, task, arch, seq_len, clip, swept fields): over the seeds of one T (pooling
     the T would count seeds × T as n)."""
-    rows = []
-    frame, axes = keyed(frame)
-    keys = ["label", *GROUP_KEYS, *axes]
-    for key, group in frame.groupby(keys, sort=True, dropna=False):
-        row: dict[str, Any] = dict(zip(keys, key, strict=True))
-        row["runs"] = len(group)
-        row["diverged"] = int((group["status"] == "diverged").sum())
-        row["errors"] = int((group["status"] == "error").sum())
-        finished = len(group) - row["errors"]
-        row["divergence_rate"] = row["diverged"] / finished if finished else math.nan
-        rows.append(row | spread_columns(group, [c for c, _ in _STABILITY_METRICS]))
-    return pd.DataFrame(rows)
+    metrics = [c for c, _ in _STABILITY_METRICS]
+    return per_group(
+        frame,
+        lambda group: (
+            {"runs": len(group)} | divergence_numbers(group) | spread_columns(group, metrics)
+        ),
+    )
 
 
 _STABILITY_METRICS = (
@@ -257,12 +288,12 @@ def stability_views(
     paths = list(shown)
     metrics = stability_metrics(numbers)
     multi = len(labels) > 1
-    order = {label: i for i, label in enumerate(labels)}
+    rank = label_rank(labels)
     lookup = {
         (r["label"], r["task"], r["arch"], axis_key(r, paths), int(r["seq_len"]), r["clip"]): r
         for r in numbers.to_dict("records")
     }
-    keys = sorted(lookup, key=lambda k: (order.get(k[0], len(order)), *_stability_order(k[1:])))
+    keys = sorted(lookup, key=lambda k: (rank(k[0]), *_stability_order(k[1:])))
     rows = {
         ((label,) if multi else ())
         + (task, arch, *map(value_text, values), seq_len, clip): _stability_cells(
